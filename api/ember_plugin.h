@@ -324,9 +324,10 @@ typedef em_status (*em_plugin_init_fn)(const em_host_services *host,
 /* Element i (row-major index into the contiguous output) of a random op     */
 /* uses one Philox4x32-10 block with key {seed lo32, seed hi32} and counter  */
 /* {i lo32, i hi32, offset lo32, offset hi32}, giving words x0..x3:          */
-/*   uniform f32/f16/bf16: u = (x0 >> 8) * 2^-24;                            */
-/*   uniform f64: u = ((x0 << 21) ^ (x1 >> 11) as 53 bits) * 2^-53, i.e.     */
-/*                ((uint64)x0 << 21 | x1 >> 11) * 2^-53;                      */
+/*   uniform f32: u = (x0 >> 8) * 2^-24; f16: u = (x0 >> 21) * 2^-11;        */
+/*           bf16: u = (x0 >> 24) * 2^-8 (as many bits as the dtype holds, so */
+/*           u rounds to itself and never to 1.0);                            */
+/*   uniform f64: u = ((uint64)x0 << 21 | x1 >> 11) * 2^-53;                  */
 /*   value = lo + u * (hi - lo)                                               */
 /*   normal: u1 = (x0 + 1.0) * 2^-32 in (0,1], u2 = x1 * 2^-32,               */
 /*           z = sqrt(-2 ln u1) * cos(2 pi u2), computed in double, then cast;*/

@@ -162,6 +162,30 @@ static void test_format(void)
     em_tensor_release(t);
 }
 
+/* Every dtype, empty and large tensors format without overflowing and the
+ * returned length is always strlen of the full rendering. */
+static void test_format_all(void)
+{
+    static char big[1 << 17];
+    for (int di = 0; di < 7; di++) {
+        em_dtype d = tu_all_dtypes[di];
+        static const int64_t shapes[][2] = {{2, 3}, {0, 3}, {100, 100}};
+        for (int s = 0; s < 3; s++) {
+            em_tensor *t = em_ones(d, 2, shapes[s], NULL);
+            if (!t) { CHECKF(0, "ones %s", tu_dt(d)); em_clear_error(); continue; }
+            int n = em_tensor_format(t, big, sizeof big);
+            CHECKF(n > 0 && (size_t)n < sizeof big && (size_t)n == strlen(big),
+                   "format %s [%" PRId64 ",%" PRId64 "]: returned %d, strlen %zu", tu_dt(d), shapes[s][0],
+                   shapes[s][1], n, strlen(big));
+            CHECKF(strstr(big, tu_dt(d)) != NULL, "format %s: dtype missing in \"%.80s\"", tu_dt(d), big);
+            CHECK(em_tensor_format(t, NULL, 0) == n);
+            char tiny[1] = {'x'};
+            CHECK(em_tensor_format(t, tiny, 1) == n && tiny[0] == '\0');
+            em_tensor_release(t);
+        }
+    }
+}
+
 static void test_shutdown_reinit(void)
 {
     em_shutdown();
@@ -185,6 +209,7 @@ int main(void)
     test_devices();
     test_fallback_count();
     test_format();
+    test_format_all();
     test_shutdown_reinit();
     em_shutdown();
     return tu_finish();

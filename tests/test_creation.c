@@ -316,7 +316,9 @@ static double philox_value(int kind, em_dtype d, uint64_t seed, uint64_t offset,
     philox_block(seed, offset, i, x);
     if (kind == RK_UNIFORM) {
         if (d == EM_F64) return (double)(((uint64_t)x[0] << 21) | (x[1] >> 11)) * 0x1p-53;
-        return tu_round((double)(x[0] >> 8) * 0x1p-24, d);
+        if (d == EM_F16) return (double)(x[0] >> 21) * 0x1p-11;
+        if (d == EM_BF16) return (double)(x[0] >> 24) * 0x1p-8;
+        return (double)(x[0] >> 8) * 0x1p-24;
     }
     if (kind == RK_NORMAL) {
         double u1 = ((double)x[0] + 1.0) * 0x1p-32, u2 = (double)x[1] * 0x1p-32;

@@ -537,6 +537,66 @@ static void test_tensor_to(void)
     em_tensor_release(t);
 }
 
+/* Data movement of i64 values beyond 2^53 is bit-exact. */
+static void test_int64_moves(void)
+{
+    const int64_t B = ((int64_t)1 << 60) + 12345;
+    int64_t v[6] = {B, B + 1, -B, B + 3, 7, -B - 5};
+    em_tensor *t = em_tensor_from_data(v, EM_I64, EM_SHAPE(2, 3), NULL);
+    int64_t got[12];
+    int ok;
+    /* transposed copy */
+    em_tensor *tt = t ? em_T(t) : NULL;
+    em_tensor *c = tt ? em_contiguous(tt) : NULL;
+    ok = c && em_tensor_read(c, got, 48) == EM_OK && got[0] == v[0] && got[1] == v[3] && got[2] == v[1] &&
+         got[3] == v[4] && got[4] == v[2] && got[5] == v[5];
+    CHECKF(ok, "contiguous of transposed i64 beyond 2^53 not exact");
+    em_tensor_release(c);
+    /* cat */
+    const em_tensor *two[2] = {t, t};
+    c = t ? em_cat(two, 2, 1) : NULL;
+    ok = c && em_tensor_read(c, got, 96) == EM_OK && got[0] == v[0] && got[3] == v[0] && got[11] == v[5];
+    CHECKF(ok, "cat of i64 beyond 2^53 not exact");
+    em_tensor_release(c);
+    /* index_select, gather */
+    int64_t iv[2] = {2, 0};
+    em_tensor *ix = em_tensor_from_ints(iv, EM_SHAPE(2));
+    c = (t && ix) ? em_index_select(t, 1, ix) : NULL;
+    ok = c && em_tensor_read(c, got, 32) == EM_OK && got[0] == v[2] && got[1] == v[0] && got[2] == v[5] &&
+         got[3] == v[3];
+    CHECKF(ok, "index_select of i64 beyond 2^53 not exact");
+    em_tensor_release(c);
+    int64_t gv[3] = {1, 0, 1};
+    em_tensor *gi = em_tensor_from_data(gv, EM_I64, EM_SHAPE(1, 3), NULL);
+    c = (t && gi) ? em_gather(t, 0, gi) : NULL;
+    ok = c && em_tensor_read(c, got, 24) == EM_OK && got[0] == v[3] && got[1] == v[1] && got[2] == v[5];
+    CHECKF(ok, "gather of i64 beyond 2^53 not exact");
+    em_tensor_release(c);
+    /* scatter_add into zeros, copy_ with broadcast, where */
+    em_tensor *z = em_zeros(EM_I64, EM_SHAPE(2, 3), NULL);
+    em_tensor *sa = (z && gi) ? em_scatter_add(z, 0, gi, t) : NULL;
+    ok = sa && em_tensor_read(sa, got, 48) == EM_OK && got[3] == v[0] && got[1] == v[1] && got[5] == v[2];
+    CHECKF(ok, "scatter_add of i64 beyond 2^53 not exact");
+    em_tensor_release(sa);
+    em_tensor *row = t ? em_select(t, 0, 1) : NULL;
+    ok = row && em_copy_(z, row) == EM_OK && em_tensor_read(z, got, 48) == EM_OK && got[0] == v[3] &&
+         got[2] == v[5] && got[5] == v[5];
+    CHECKF(ok, "copy_ (broadcast) of i64 beyond 2^53 not exact");
+    em_tensor *m = em_ones(EM_BOOL, EM_SHAPE(3), NULL);
+    c = (m && row && t) ? em_where(m, row, t) : NULL;
+    ok = c && em_tensor_read(c, got, 48) == EM_OK && got[0] == v[3] && got[4] == v[4];
+    CHECKF(ok, "where of i64 beyond 2^53 not exact");
+    em_tensor_release(c);
+    em_tensor_release(m);
+    em_tensor_release(row);
+    em_tensor_release(z);
+    em_tensor_release(gi);
+    em_tensor_release(ix);
+    em_tensor_release(tt);
+    em_tensor_release(t);
+    em_clear_error();
+}
+
 int main(void)
 {
     tu_init("test_data");
@@ -551,6 +611,7 @@ int main(void)
     test_cast();
     test_copy_();
     test_tensor_to();
+    test_int64_moves();
     em_shutdown();
     return tu_finish();
 }

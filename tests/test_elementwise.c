@@ -180,6 +180,10 @@ static void run_binary(const binop *op, em_dtype da, em_dtype db, const bshape *
                  tu_shape_str(bs->na, bs->a, s1, sizeof s1),
                  tu_shape_str(bs->nb, bs->b, s2, sizeof s2), tu_layout_names[lay]);
     tu_compare(label, r, rd, no, so, ref, tol_for(op->cls, rd));
+    /* a fresh result: never the storage of an input */
+    if (r && a && b && n > 0)
+        CHECKF(!em_tensor_shares_storage(r, a) && !em_tensor_shares_storage(r, b), "%s: result shares storage",
+               label);
     /* inputs must be untouched */
     if (a && r && lay == TU_CONTIG) {
         double *ra = tu_read(a);
@@ -216,11 +220,9 @@ static void test_binary(void)
     };
     for (int o = 0; o < N_BINOPS; o++) {
         const binop *op = &binops[o];
-        if (op->ref == r_pow || op->ref == r_div) {
-            /* pow/div on bool inputs are meaningless: skip pairs with bool */
-        }
         for (size_t p = 0; p < sizeof pairs / sizeof pairs[0]; p++) {
             em_dtype da = pairs[p][0], db = pairs[p][1];
+            /* bool operands only where they mean something (not sub/div/pow) */
             if ((da == EM_BOOL || db == EM_BOOL) && !op->with_bool &&
                 op->ref != r_add && op->ref != r_mul)
                 continue;
@@ -692,6 +694,49 @@ static void test_unary(void)
     em_tensor_release(t);
 }
 
+/* i64 values above 2^53 must not go through double. */
+static void test_int64_exact(void)
+{
+    const int64_t B = (int64_t)1 << 53;
+    int64_t av[4] = {B, B + 1, -B - 3, ((int64_t)1 << 62) + 1};
+    int64_t bv[4] = {B + 1, B + 1, -B - 2, 1};
+    em_tensor *a = em_tensor_from_ints(av, EM_SHAPE(4)), *b = em_tensor_from_ints(bv, EM_SHAPE(4));
+    int64_t got[4];
+    em_tensor *r;
+#define I64_CASE(expr, w0, w1, w2, w3)                                                          \
+    do {                                                                                       \
+        int64_t w_[4] = {w0, w1, w2, w3};                                                      \
+        r = (expr);                                                                            \
+        int ok_ = r && em_tensor_dtype(r) == EM_I64 && em_tensor_read(r, got, sizeof got) == EM_OK; \
+        for (int i_ = 0; ok_ && i_ < 4; i_++) ok_ = got[i_] == w_[i_];                         \
+        printf("%s i64 beyond 2^53: %s\n", #expr, ok_ ? "exact" : "WRONG");                    \
+        CHECKF(ok_, "%s on i64 beyond 2^53: got %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64, #expr, \
+               got[0], got[1], got[2], got[3]);                                                \
+        em_tensor_release(r);                                                                  \
+        em_clear_error();                                                                      \
+    } while (0)
+    I64_CASE(em_add(a, b), 2 * B + 1, 2 * B + 2, -2 * B - 5, ((int64_t)1 << 62) + 2);
+    I64_CASE(em_sub(a, b), -1, 0, -1, (int64_t)1 << 62);
+    I64_CASE(em_maximum(a, b), B + 1, B + 1, -B - 2, ((int64_t)1 << 62) + 1);
+    I64_CASE(em_minimum(a, b), B, B + 1, -B - 3, 1);
+    I64_CASE(em_add_scalar(a, 1), B + 1, B + 2, -B - 2, ((int64_t)1 << 62) + 2);
+    I64_CASE(em_mul_scalar(b, 1), B + 1, B + 1, -B - 2, 1);
+    I64_CASE(em_neg(a), -B, -B - 1, B + 3, -((int64_t)1 << 62) - 1);
+    I64_CASE(em_abs(a), B, B + 1, B + 3, ((int64_t)1 << 62) + 1);
+    I64_CASE(em_clamp(a, -1e300, 1e300), B, B + 1, -B - 3, ((int64_t)1 << 62) + 1);
+    I64_CASE(em_clamp(a, -INFINITY, INFINITY), B, B + 1, -B - 3, ((int64_t)1 << 62) + 1);
+    em_tensor *lt = em_lt(a, b), *eq = em_eq(a, b);
+    double rl[4] = {1, 0, 1, 0}, re[4] = {0, 1, 0, 0};
+    int64_t s4[1] = {4};
+    tu_compare_exact("lt i64 beyond 2^53", lt, EM_BOOL, 1, s4, rl);
+    tu_compare_exact("eq i64 beyond 2^53", eq, EM_BOOL, 1, s4, re);
+    em_tensor_release(lt);
+    em_tensor_release(eq);
+    em_tensor_release(a);
+    em_tensor_release(b);
+#undef I64_CASE
+}
+
 int main(void)
 {
     tu_init("test_elementwise");
@@ -702,6 +747,7 @@ int main(void)
     test_clamp();
     test_masked_fill();
     test_unary();
+    test_int64_exact();
     em_shutdown();
     return tu_finish();
 }

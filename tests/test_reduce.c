@@ -467,6 +467,111 @@ static void test_softmax(void)
     em_tensor_release(t);
 }
 
+/* Accumulation quality on inputs where naive float loops fail. */
+static void test_accumulation(void)
+{
+    int64_t n = 20000000;
+    em_tensor *ones = em_ones(EM_F32, 1, &n, NULL);
+    em_tensor *s = ones ? em_sum(ones, NULL, 0, false) : NULL;
+    double want = 2e7;
+    int64_t s0[1] = {0};
+    tu_compare("sum f32 of 2e7 ones (a naive f32 loop stops at 2^24)", s, EM_F32, 0, s0, &want,
+               (tu_tol){0, 1e-6, 0});
+    em_tensor_release(s);
+    s = ones ? em_mean(ones, NULL, 0, false) : NULL;
+    want = 1;
+    tu_compare("mean f32 of 2e7 ones", s, EM_F32, 0, s0, &want, (tu_tol){0, 1e-6, 0});
+    em_tensor_release(s);
+    em_tensor_release(ones);
+    /* 1e6 copies of 0.1f */
+    int64_t m = 1000000;
+    em_tensor *tenth = em_full(0.1, EM_F32, 1, &m, NULL);
+    s = tenth ? em_sum(tenth, NULL, 0, false) : NULL;
+    want = tu_round_f32(1e6 * (double)0.1f);
+    tu_compare("sum f32 of 1e6 x 0.1f", s, EM_F32, 0, s0, &want, (tu_tol){0, 1e-5, 0});
+    em_tensor_release(s);
+    em_tensor_release(tenth);
+    /* variance of values with a large mean (one-pass E[x^2]-E[x]^2 fails) */
+    int64_t k = 100000;
+    double *v = malloc(sizeof(double) * (size_t)k);
+    for (int di = 0; di < 2; di++) {
+        em_dtype d = di ? EM_F64 : EM_F32;
+        double off = di ? 1e8 : 1e4;
+        tu_fill(v, k, d, off - 1, off + 1);
+        em_tensor *t = tu_make(v, d, 1, &k, TU_CONTIG);
+        double wv = 0, mean = 0;
+        for (int64_t i = 0; i < k; i++) mean += v[i];
+        mean /= (double)k;
+        for (int64_t i = 0; i < k; i++) wv += (v[i] - mean) * (v[i] - mean);
+        double wvar = tu_round(wv / (double)(k - 1), d), wstd = tu_round(sqrt(wv / (double)(k - 1)), d);
+        char label[128];
+        em_tensor *r = t ? em_var(t, NULL, 0, true, false) : NULL;
+        snprintf(label, sizeof label, "var %s of 1e5 values in [%g +- 1]", tu_dt(d), off);
+        tu_compare(label, r, d, 0, s0, &wvar, (tu_tol){0, di ? 1e-6 : 1e-3, 0});
+        em_tensor_release(r);
+        r = t ? em_std(t, NULL, 0, true, false) : NULL;
+        snprintf(label, sizeof label, "std %s of 1e5 values in [%g +- 1]", tu_dt(d), off);
+        tu_compare(label, r, d, 0, s0, &wstd, (tu_tol){0, di ? 1e-6 : 1e-3, 0});
+        em_tensor_release(r);
+        em_tensor_release(t);
+    }
+    free(v);
+    /* logsumexp of large values does not overflow */
+    double big[3] = {1000, 1000, 999};
+    int64_t s3[1] = {3};
+    em_tensor *t = tu_make(big, EM_F32, 1, s3, TU_CONTIG);
+    em_tensor *r = t ? em_logsumexp(t, NULL, 0, false) : NULL;
+    want = 1000 + log(2 + exp(-1.0));
+    tu_compare("logsumexp f32 of {1000, 1000, 999}", r, EM_F32, 0, s0, &want, (tu_tol){0, 1e-6, 1});
+    em_tensor_release(r);
+    double neg[3] = {-1000, -1000, -INFINITY};
+    em_tensor *tn = tu_make(neg, EM_F32, 1, s3, TU_CONTIG);
+    r = tn ? em_logsumexp(tn, NULL, 0, false) : NULL;
+    want = -1000 + log(2.0);
+    tu_compare("logsumexp f32 of {-1000, -1000, -inf}", r, EM_F32, 0, s0, &want, (tu_tol){0, 1e-6, 1});
+    em_tensor_release(r);
+    em_tensor_release(tn);
+    em_tensor_release(t);
+}
+
+/* Integer reductions are exact: i32 sums widen to i64, i64 stays exact
+ * beyond 2^53 (no detour through double). */
+static void test_int_exact(void)
+{
+    int32_t iv[3] = {1 << 30, 1 << 30, 1 << 30};
+    em_tensor *t = em_tensor_from_data(iv, EM_I32, EM_SHAPE(3), NULL);
+    em_tensor *s = t ? em_sum(t, NULL, 0, false) : NULL;
+    int64_t got = 0;
+    CHECKF(s && em_tensor_dtype(s) == EM_I64 && em_tensor_read(s, &got, 8) == EM_OK && got == 3LL << 30,
+           "sum of i32 3 x 2^30 = %" PRId64 ", want %" PRId64 " (i64, no overflow)", got, 3LL << 30);
+    em_tensor_release(s);
+    em_tensor_release(t);
+    const int64_t B = (int64_t)1 << 53;
+    int64_t lv[4] = {B, B + 1, B, ((int64_t)1 << 62)};
+    t = em_tensor_from_ints(lv, EM_SHAPE(4));
+    em_tensor *n = t ? em_narrow(t, 0, 0, 3) : NULL;
+    s = n ? em_argmax(n, 0, false) : NULL;
+    got = -1;
+    CHECKF(s && em_tensor_read(s, &got, 8) == EM_OK && got == 1, "argmax of {2^53, 2^53+1, 2^53} = %" PRId64, got);
+    em_tensor_release(s);
+    s = n ? em_max(n, NULL, 0, false) : NULL;
+    got = -1;
+    CHECKF(s && em_tensor_read(s, &got, 8) == EM_OK && got == B + 1, "max of {2^53, 2^53+1, 2^53} = %" PRId64, got);
+    em_tensor_release(s);
+    s = n ? em_argmin(n, 0, false) : NULL;
+    got = -1;
+    CHECKF(s && em_tensor_read(s, &got, 8) == EM_OK && got == 0, "argmin of {2^53, 2^53+1, 2^53} = %" PRId64, got);
+    em_tensor_release(s);
+    s = t ? em_sum(t, NULL, 0, false) : NULL;
+    got = -1;
+    int64_t want = 3 * B + 1 + ((int64_t)1 << 62);
+    CHECKF(s && em_tensor_read(s, &got, 8) == EM_OK && got == want, "sum of i64 beyond 2^53 = %" PRId64 ", want %" PRId64,
+           got, want);
+    em_tensor_release(s);
+    em_tensor_release(n);
+    em_tensor_release(t);
+}
+
 int main(void)
 {
     tu_init("test_reduce");
@@ -475,6 +580,8 @@ int main(void)
     test_reduce_nan();
     test_arg();
     test_softmax();
+    test_accumulation();
+    test_int_exact();
     em_shutdown();
     return tu_finish();
 }

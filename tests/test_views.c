@@ -485,6 +485,15 @@ static void test_write_through_views(void)
     expect("copy_ broadcast into slice(0,0,4,3) visible in base", t, 2, s46, ref, cols, 1);
     em_tensor_release(src);
     em_tensor_release(cols);
+    /* copy_ between disjoint views of one storage, and onto itself */
+    em_tensor *r0 = em_select(t, 0, 0), *r2 = em_select(t, 0, 2);
+    if (r0 && r2) CHECK_OK(em_copy_(r0, r2));
+    for (int j = 0; j < 6; j++) ref[j] = ref[12 + j];
+    expect("copy_ row 2 into row 0 of the same tensor", t, 2, s46, ref, r0, 1);
+    if (r2) CHECK_OK(em_copy_(r2, r2));
+    expect("copy_ of a view onto itself", t, 2, s46, ref, r2, 1);
+    em_tensor_release(r0);
+    em_tensor_release(r2);
     em_tensor_release(t);
 }
 
@@ -513,6 +522,84 @@ static void test_view_lifetime(void)
     em_tensor_release(w);
 }
 
+/* Contiguity follows torch: size-1 dims' strides do not matter, empty
+ * tensors are contiguous. Ops on such tensors read the right elements. */
+static void test_contiguity_rules(void)
+{
+    double bv[24], ref[24];
+    int64_t s46[2] = {4, 6};
+    em_tensor *t = iota(2, s46, bv);
+    struct { const char *what; em_tensor *v; int contig; int64_t shape[3]; int nd; int64_t off; } cases[6];
+    int nc = 0;
+    em_tensor *row = em_narrow(t, 0, 2, 1); /* [1,6], offset 12 */
+    cases[nc++] = (typeof(cases[0])){"narrow(0,2,1) [1,6]", row, 1, {1, 6}, 2, 12};
+    em_tensor *rowT = row ? em_T(row) : NULL; /* [6,1] strides [1,6] */
+    cases[nc++] = (typeof(cases[0])){"T of a [1,6] row -> [6,1]", rowT, 1, {6, 1}, 2, 12};
+    em_tensor *col = em_narrow(t, 1, 3, 1); /* [4,1] strides [6,1] */
+    cases[nc++] = (typeof(cases[0])){"narrow(1,3,1) [4,1]", col, 0, {4, 1}, 2, 3};
+    em_tensor *colT = col ? em_T(col) : NULL; /* [1,4] strides [1,6] */
+    cases[nc++] = (typeof(cases[0])){"T of a [4,1] column -> [1,4]", colT, 0, {1, 4}, 2, 3};
+    em_tensor *u = em_unsqueeze(t, 1); /* [4,1,6] */
+    cases[nc++] = (typeof(cases[0])){"unsqueeze(1) [4,1,6]", u, 1, {4, 1, 6}, 3, 0};
+    em_tensor *e = em_narrow(t, 0, 4, 0); /* [0,6] */
+    cases[nc++] = (typeof(cases[0])){"narrow(0,4,0) [0,6]", e, 1, {0, 6}, 2, 24};
+    for (int i = 0; i < nc; i++) {
+        em_tensor *v = cases[i].v;
+        if (!v) { CHECKF(0, "%s: NULL", cases[i].what); em_clear_error(); continue; }
+        CHECKF(em_tensor_is_contiguous(v) == (cases[i].contig != 0), "%s: is_contiguous %d, want %d",
+               cases[i].what, em_tensor_is_contiguous(v), cases[i].contig);
+        CHECKF(em_tensor_offset(v) == cases[i].off, "%s: offset %" PRId64 ", want %" PRId64, cases[i].what,
+               em_tensor_offset(v), cases[i].off);
+        /* logical values, and ops on them */
+        int64_t n = tu_numel(cases[i].nd, cases[i].shape), idx[3], st[3];
+        for (int d = 0; d < cases[i].nd; d++) st[d] = em_tensor_stride(v, d);
+        for (int64_t f = 0; f < n; f++) {
+            tu_unravel(f, cases[i].nd, cases[i].shape, idx);
+            int64_t g = cases[i].off;
+            for (int d = 0; d < cases[i].nd; d++) g += idx[d] * (cases[i].shape[d] == 1 ? 0 : st[d]);
+            ref[f] = bv[g];
+        }
+        char label[128];
+        snprintf(label, sizeof label, "%s values", cases[i].what);
+        tu_compare_exact(label, v, EM_F32, cases[i].nd, cases[i].shape, ref);
+        em_tensor *c = em_contiguous(v);
+        snprintf(label, sizeof label, "contiguous(%s)", cases[i].what);
+        tu_compare_exact(label, c, EM_F32, cases[i].nd, cases[i].shape, ref);
+        em_tensor_release(c);
+        double r2[24];
+        for (int64_t f = 0; f < n; f++) r2[f] = ref[f] * 2 + 1;
+        em_tensor *m2 = em_mul_scalar(v, 2);
+        em_tensor *m = m2 ? em_add_scalar(m2, 1) : NULL;
+        snprintf(label, sizeof label, "2x+1 on %s", cases[i].what);
+        tu_compare_exact(label, m, EM_F32, cases[i].nd, cases[i].shape, r2);
+        em_tensor_release(m);
+        em_tensor_release(m2);
+        em_tensor *fl = em_reshape(v, EM_SHAPE(-1));
+        int64_t sn[1] = {n};
+        snprintf(label, sizeof label, "reshape(-1) of %s", cases[i].what);
+        tu_compare_exact(label, fl, EM_F32, 1, sn, ref);
+        em_tensor_release(fl);
+        double s = 0;
+        for (int64_t f = 0; f < n; f++) s += ref[f];
+        em_tensor *sm = em_sum(v, NULL, 0, false);
+        snprintf(label, sizeof label, "sum of %s", cases[i].what);
+        tu_compare_exact(label, sm, EM_F32, 0, sn, &s);
+        em_tensor_release(sm);
+    }
+    /* matmul with [6,1] and [1,4] operands built from strided views */
+    if (rowT && colT) {
+        em_tensor *p = em_matmul(rowT, colT); /* [6,4]: row2[i] * col3[j] */
+        double pr[24];
+        for (int i = 0; i < 6; i++)
+            for (int j = 0; j < 4; j++) pr[i * 4 + j] = bv[12 + i] * bv[j * 6 + 3];
+        int64_t s64[2] = {6, 4};
+        tu_compare_exact("matmul of [6,1] view x [1,4] view", p, EM_F32, 2, s64, pr);
+        em_tensor_release(p);
+    }
+    for (int i = 0; i < nc; i++) em_tensor_release(cases[i].v);
+    em_tensor_release(t);
+}
+
 int main(void)
 {
     tu_init("test_views");
@@ -523,6 +610,7 @@ int main(void)
     test_contiguous_clone();
     test_write_through_views();
     test_view_lifetime();
+    test_contiguity_rules();
     em_shutdown();
     return tu_finish();
 }

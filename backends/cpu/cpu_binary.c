@@ -8,7 +8,8 @@
  * arithmetic wraps (done in unsigned types); bool arithmetic is computed
  * in int and stored as != 0 (add = or, mul = and, sub = xor). The scalar
  * form (n_in == 1) passes scalar[0], converted to the dtype, as an operand
- * with stride 0.
+ * with stride 0 — except for f16/bf16, where the scalar stays an f32 (as
+ * PyTorch keeps it in its opmath type) and dedicated loops read it.
  *
  * Not for: unary ops (cpu_unary.c), copies and casts (cpu_copy.c).
  */
@@ -119,6 +120,37 @@ static const cpu_loop_fn bin_loops[7][EM_DTYPE_COUNT] = {
     ROW_ALL(POW), ROW_ALL(MAXIMUM), ROW_ALL(MINIMUM),
 };
 
+/* f16/bf16 with a scalar operand: the scalar (an f32, passed as ctx) is not
+ * rounded to the half type first. */
+#define BIN_HALF_SCALAR_LOOP(name, dt, OPX)                                              \
+    static void name(char **p, const int64_t *s, int64_t n, const void *ctx)             \
+    {                                                                                    \
+        typedef DT_##dt##_ST st_t;                                                       \
+        typedef DT_##dt##_CT ct_t;                                                       \
+        const ct_t b = *(const float *)ctx;                                              \
+        char *o = p[0];                                                                  \
+        const char *x = p[1];                                                            \
+        for (int64_t i = 0; i < n; i++, o += s[0], x += s[1]) {                          \
+            ct_t a = DT_##dt##_LD(*(const st_t *)x);                                     \
+            *(st_t *)o = DT_##dt##_SV(OPX(dt, a, b));                                    \
+        }                                                                                \
+    }
+#define BIN_HALF_SCALAR(OP)                                                              \
+    BIN_HALF_SCALAR_LOOP(bin_hs_##OP##_f16, f16, BOP_##OP)                               \
+    BIN_HALF_SCALAR_LOOP(bin_hs_##OP##_bf16, bf16, BOP_##OP)
+BIN_HALF_SCALAR(ADD)
+BIN_HALF_SCALAR(SUB)
+BIN_HALF_SCALAR(MUL)
+BIN_HALF_SCALAR(DIV)
+BIN_HALF_SCALAR(POW)
+BIN_HALF_SCALAR(MAXIMUM)
+BIN_HALF_SCALAR(MINIMUM)
+#define HS_ROW(OP) {bin_hs_##OP##_f16, bin_hs_##OP##_bf16}
+/* Indexed by op - EM_OP_ADD, then [f16, bf16]. */
+static const cpu_loop_fn bin_half_scalar_loops[7][2] = {
+    HS_ROW(ADD), HS_ROW(SUB), HS_ROW(MUL), HS_ROW(DIV), HS_ROW(POW), HS_ROW(MAXIMUM), HS_ROW(MINIMUM),
+};
+
 /* ---------------- comparisons ------------------------------------------- */
 
 #define CMP_LOOP(name, dt, CMP)                                                          \
@@ -223,7 +255,20 @@ em_status em__cpu_k_binary(void *dev, const em_op_call *c)
     if (!fn)
         return em__cpu_fail(EM_ERR_UNSUPPORTED, "cpu: no binary kernel for op %d on %s", op,
                             em__cpu_dtype_name(dt));
-    return run_binary_like(c, fn, dt, op == EM_OP_POW ? CPU_GRAIN_MATH : CPU_GRAIN_CHEAP);
+    int64_t grain = op == EM_OP_POW ? CPU_GRAIN_MATH : CPU_GRAIN_CHEAP;
+    if (c->n_in == 1 && (dt == EM_F16 || dt == EM_BF16)) {
+        const em_tdesc *o = &c->out[0], *x = &c->in[0];
+        if (o->dtype != dt)
+            return em__cpu_fail(EM_ERR_DTYPE, "cpu: output dtype %s, expected %s",
+                                em__cpu_dtype_name(o->dtype), em__cpu_dtype_name(dt));
+        if ((st = em__cpu_check_shape("input 0", x, o->ndim, o->shape))) return st;
+        float scalar = (float)c->params->scalar[0];
+        cpu_operand ops[2] = {{cpu_ptr(o), o->strides, 2}, {cpu_ptr(x), x->strides, 2}};
+        em__cpu_ew_run(2, ops, o->ndim, o->shape,
+                       bin_half_scalar_loops[op - EM_OP_ADD][dt == EM_F16 ? 0 : 1], &scalar, grain);
+        return EM_OK;
+    }
+    return run_binary_like(c, fn, dt, grain);
 }
 
 em_status em__cpu_k_compare(void *dev, const em_op_call *c)

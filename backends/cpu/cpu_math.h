@@ -7,13 +7,16 @@
  * above 88.72) and underflow (0 below -103.97, subnormals in between).
  * Branch-free: every special case is a select.
  *
- * Not for: double precision (f64 kernels call libm).
+ * cpu_extreme_f/d: NaN-propagating max/min of an array, SSE2 vectors.
+ *
+ * Not for: double-precision transcendentals (f64 kernels call libm).
  */
 #ifndef EMBER_CPU_MATH_H
 #define EMBER_CPU_MATH_H
 
-#include <stdint.h>
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 static inline float cpu_bits_f32(int32_t i)
 {
@@ -43,5 +46,49 @@ static inline float cpu_expf(float x)
     res = x < lo ? 0.0f : res;
     return x == x ? res : x;
 }
+
+/* Max (mx = 1) or min of m0 and v[0..n), NaN-sticky. GCC vector
+ * extensions (plain SSE2 at baseline): per-lane select by a compare mask
+ * and a separate NaN mask; the auto-vectoriser does not manage this. Used by reductions
+ * and softmax. */
+typedef float cpu_v4f __attribute__((vector_size(16)));
+typedef int32_t cpu_v4i __attribute__((vector_size(16)));
+typedef double cpu_v2d __attribute__((vector_size(16)));
+typedef int64_t cpu_v2l __attribute__((vector_size(16)));
+
+#define EXTREME(NAME, T, VT, VI, L)                                                      \
+    static inline double NAME(double m0, const T *v, int64_t n, int mx)                         \
+    {                                                                                    \
+        VT acc[4];                                                                       \
+        VI nan = {0};                                                                    \
+        for (int k = 0; k < 4; k++)                                                      \
+            for (int j = 0; j < L; j++) acc[k][j] = (T)m0;                               \
+        int64_t i = 0;                                                                   \
+        for (; i + 4 * L <= n; i += 4 * L) {                                             \
+            for (int k = 0; k < 4; k++) {                                                \
+                VT x;                                                                    \
+                memcpy(&x, v + i + k * L, sizeof x);                                     \
+                VI take = mx ? (x > acc[k]) : (x < acc[k]);                              \
+                acc[k] = (VT)(((VI)x & take) | ((VI)acc[k] & ~take));                    \
+                nan |= x != x;                                                           \
+            }                                                                            \
+        }                                                                                \
+        double m = m0;                                                                   \
+        int anynan = m0 != m0;                                                           \
+        for (int j = 0; j < L; j++) anynan |= nan[j] != 0;                               \
+        for (int k = 0; k < 4; k++)                                                      \
+            for (int j = 0; j < L; j++) {                                                \
+                double x = acc[k][j];                                                    \
+                if (mx ? x > m : x < m) m = x;                                           \
+            }                                                                            \
+        for (; i < n; i++) {                                                             \
+            double x = v[i];                                                             \
+            anynan |= x != x;                                                            \
+            if (mx ? x > m : x < m) m = x;                                               \
+        }                                                                                \
+        return anynan ? (double)NAN : m;                                                 \
+    }
+EXTREME(cpu_extreme_f, float, cpu_v4f, cpu_v4i, 4)
+EXTREME(cpu_extreme_d, double, cpu_v2d, cpu_v2l, 2)
 
 #endif /* EMBER_CPU_MATH_H */

@@ -43,7 +43,11 @@ static inline double gen_value(const gen_job *j, int64_t i, int64_t *ival, int *
     case EM_OP_RAND_UNIFORM: {
         double u;
         if (j->o->dtype == EM_F64)
-            u = (double)(((uint64_t)x[0] << 21) ^ (x[1] >> 11)) * 0x1p-53;
+            u = (double)(((uint64_t)x[0] << 21) | (x[1] >> 11)) * 0x1p-53;
+        else if (j->o->dtype == EM_F16) /* only the bits the dtype holds: never rounds to 1 */
+            u = (double)(x[0] >> 21) * 0x1p-11;
+        else if (j->o->dtype == EM_BF16)
+            u = (double)(x[0] >> 24) * 0x1p-8;
         else
             u = (double)(x[0] >> 8) * 0x1p-24;
         return j->a + u * (j->b - j->a);

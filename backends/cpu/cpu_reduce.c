@@ -25,6 +25,7 @@
  * Not for: softmax/log_softmax (cpu_softmax.c).
  */
 #include "cpu_internal.h"
+#include "cpu_math.h"
 
 #include <stdlib.h>
 
@@ -115,48 +116,6 @@ static void state_merge(int kind, int cls, rstate *a, const rstate *b)
 
 /* ---------------- consuming a contiguous chunk -------------------------- */
 
-/* Max (mx = 1) or min of m0 and v[0..n), NaN-sticky. GCC vector
- * extensions (plain SSE2 at baseline): per-lane select by a compare mask
- * and a separate NaN mask; the auto-vectoriser does not manage this. */
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
-typedef double v2d __attribute__((vector_size(16)));
-typedef int64_t v2l __attribute__((vector_size(16)));
-
-#define EXTREME(NAME, T, VT, VI, L)                                                      \
-    static double NAME(double m0, const T *v, int64_t n, int mx)                         \
-    {                                                                                    \
-        VT acc[4];                                                                       \
-        VI nan = {0};                                                                    \
-        for (int k = 0; k < 4; k++)                                                      \
-            for (int j = 0; j < L; j++) acc[k][j] = (T)m0;                               \
-        int64_t i = 0;                                                                   \
-        for (; i + 4 * L <= n; i += 4 * L) {                                             \
-            for (int k = 0; k < 4; k++) {                                                \
-                VT x;                                                                    \
-                memcpy(&x, v + i + k * L, sizeof x);                                     \
-                VI take = mx ? (x > acc[k]) : (x < acc[k]);                              \
-                acc[k] = (VT)(((VI)x & take) | ((VI)acc[k] & ~take));                    \
-                nan |= x != x;                                                           \
-            }                                                                            \
-        }                                                                                \
-        double m = m0;                                                                   \
-        int anynan = m0 != m0;                                                           \
-        for (int j = 0; j < L; j++) anynan |= nan[j] != 0;                               \
-        for (int k = 0; k < 4; k++)                                                      \
-            for (int j = 0; j < L; j++) {                                                \
-                double x = acc[k][j];                                                    \
-                if (mx ? x > m : x < m) m = x;                                           \
-            }                                                                            \
-        for (; i < n; i++) {                                                             \
-            double x = v[i];                                                             \
-            anynan |= x != x;                                                            \
-            if (mx ? x > m : x < m) m = x;                                               \
-        }                                                                                \
-        return anynan ? (double)NAN : m;                                                 \
-    }
-EXTREME(extreme_f, float, v4f, v4i, 4)
-EXTREME(extreme_d, double, v2d, v2l, 2)
 
 
 #define CONSUME_FLOAT(NAME, T, EXPF, MAXF)                                                     \
@@ -193,9 +152,17 @@ EXTREME(extreme_d, double, v2d, v2l, 2)
         }                                                                                \
         case K_SUMEXP: {                                                                 \
             const T c = (T)center;                                                       \
-            double t = 0;                                                                \
-            for (; i < n; i++) t += (double)EXPF(v[i] - c);                              \
-            s->d += t;                                                                   \
+            T e[64];                                                                     \
+            double acc[8] = {0};                                                         \
+            for (; i < n; i += 64) {                                                     \
+                int64_t m = n - i < 64 ? n - i : 64;                                     \
+                for (int64_t k = 0; k < m; k++) e[k] = EXPF(v[i + k] - c);               \
+                for (int64_t k = m; k < 64; k++) e[k] = 0;                               \
+                for (int k = 0; k < 64; k += 8)                                          \
+                    for (int j = 0; j < 8; j++) acc[j] += (double)e[k + j];              \
+            }                                                                            \
+            s->d += ((acc[0] + acc[4]) + (acc[1] + acc[5])) +                            \
+                    ((acc[2] + acc[6]) + (acc[3] + acc[7]));                             \
             break;                                                                       \
         }                                                                                \
         case K_MAX:                                                                      \
@@ -224,8 +191,8 @@ EXTREME(extreme_d, double, v2d, v2l, 2)
         }                                                                                \
         }                                                                                \
     }
-CONSUME_FLOAT(consume_f, float, expf, extreme_f)
-CONSUME_FLOAT(consume_d, double, exp, extreme_d)
+CONSUME_FLOAT(consume_f, float, cpu_expf, cpu_extreme_f)
+CONSUME_FLOAT(consume_d, double, exp, cpu_extreme_d)
 
 static void consume_i(int kind, rstate *s, const int64_t *v, int64_t n, int64_t gidx,
                       double center)

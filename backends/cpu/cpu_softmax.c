@@ -28,47 +28,34 @@ typedef struct sm_job {
 
 static void row_f(float *v, int64_t n, int want_log)
 {
-    float m = -INFINITY;
-    for (int64_t i = 0; i < n; i++) {
-        float x = v[i];
-        if (m == m && (x != x || x > m)) m = x;
-    }
+    const float m = (float)cpu_extreme_f(-INFINITY, v, n, 1);
     double acc[8] = {0};
-    int64_t i = 0;
-    if (!want_log) {
-        for (; i + 8 <= n; i += 8)
-            for (int j = 0; j < 8; j++) {
-                float e = cpu_expf(v[i + j] - m);
-                v[i + j] = e;
-                acc[j] += (double)e;
-            }
-        for (; i < n; i++) {
-            float e = cpu_expf(v[i] - m);
-            v[i] = e;
-            acc[0] += (double)e;
+    float e[64];
+    for (int64_t i = 0; i < n; i += 64) {
+        int64_t c = n - i < 64 ? n - i : 64;
+        float *dst = want_log ? e : v + i;
+        for (int64_t k = 0; k < c; k++) dst[k] = cpu_expf(v[i + k] - m);
+        if (c < 64) {
+            if (dst != e) memcpy(e, dst, (size_t)c * sizeof(float));
+            for (int64_t k = c; k < 64; k++) e[k] = 0;
+            dst = e;
         }
-    } else {
-        for (; i + 8 <= n; i += 8)
-            for (int j = 0; j < 8; j++) acc[j] += (double)cpu_expf(v[i + j] - m);
-        for (; i < n; i++) acc[0] += (double)cpu_expf(v[i] - m);
+        for (int k = 0; k < 64; k += 8)
+            for (int j = 0; j < 8; j++) acc[j] += (double)dst[k + j];
     }
     double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     if (!want_log) {
-        float inv = (float)(1.0 / s);
-        for (i = 0; i < n; i++) v[i] *= inv;
+        const float inv = (float)(1.0 / s);
+        for (int64_t i = 0; i < n; i++) v[i] *= inv;
     } else {
-        float sub = (float)((double)m + log(s));
-        for (i = 0; i < n; i++) v[i] = v[i] - sub;
+        const float sub = (float)((double)m + log(s));
+        for (int64_t i = 0; i < n; i++) v[i] = v[i] - sub;
     }
 }
 
 static void row_d(double *v, int64_t n, int want_log)
 {
-    double m = -INFINITY;
-    for (int64_t i = 0; i < n; i++) {
-        double x = v[i];
-        if (m == m && (x != x || x > m)) m = x;
-    }
+    const double m = cpu_extreme_d(-INFINITY, v, n, 1);
     double s = 0;
     if (!want_log) {
         for (int64_t i = 0; i < n; i++) {

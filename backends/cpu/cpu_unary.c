@@ -10,30 +10,33 @@
  * Not for: binary ops, clamp (cpu_binary.c).
  */
 #include "cpu_internal.h"
+#include "cpu_math.h"
 
 static inline int32_t iabs_i32(int32_t x) { return x < 0 ? (int32_t)(0u - (uint32_t)x) : x; }
 static inline int64_t iabs_i64(int64_t x) { return x < 0 ? (int64_t)(0u - (uint64_t)x) : x; }
 
 #define M1(fn, x) _Generic((x), float: fn##f, double: fn)(x)
+/* exp: the vectorisable cpu_expf for f32 (and f16/bf16), libm for f64 */
+#define MEXP(x) _Generic((x), float: cpu_expf, double: exp)(x)
 #define CPU_ABS(x) _Generic((x), float: fabsf, double: fabs, int32_t: iabs_i32, int64_t: iabs_i64)(x)
 
 /* x is the compute value (ct_t); pa, pb are op parameters as ct_t. */
 #define UOP_NEG(x) ((ct_t)(-(ut_t)(x)))
 #define UOP_ABS(x) CPU_ABS(x)
-#define UOP_EXP(x) M1(exp, x)
+#define UOP_EXP(x) MEXP(x)
 #define UOP_LOG(x) M1(log, x)
 #define UOP_SQRT(x) M1(sqrt, x)
 #define UOP_RSQRT(x) ((ct_t)1 / M1(sqrt, x))
 #define UOP_SIN(x) M1(sin, x)
 #define UOP_COS(x) M1(cos, x)
 #define UOP_TANH(x) M1(tanh, x)
-#define UOP_SIGMOID(x) ((ct_t)1 / ((ct_t)1 + M1(exp, -(x))))
+#define UOP_SIGMOID(x) ((ct_t)1 / ((ct_t)1 + MEXP(-(x))))
 #define UOP_RELU(x) ((x) < 0 ? (ct_t)0 : (x))
 #define UOP_GELU(x) ((x) * (ct_t)0.5 * ((ct_t)1 + M1(erf, (x) * (ct_t)0.70710678118654752440)))
 #define UOP_GELUT(x)                                                                     \
     ((ct_t)0.5 * (x) *                                                                   \
      ((ct_t)1 + M1(tanh, (ct_t)0.79788456080286535588 * ((x) + (ct_t)0.044715 * (x) * (x) * (x)))))
-#define UOP_SILU(x) ((x) / ((ct_t)1 + M1(exp, -(x))))
+#define UOP_SILU(x) ((x) / ((ct_t)1 + MEXP(-(x))))
 #define UOP_SOFTPLUS(x) ((x) * pa > pb ? (x) : M1(log1p, M1(exp, pa * (x))) / pa)
 #define UOP_SQUARE(x) ((ct_t)((ut_t)(x) * (ut_t)(x)))
 #define UOP_RECIPROCAL(x) ((ct_t)1 / (x))
