@@ -47,6 +47,7 @@ static void put_value(out_buf *o, double v, em_dtype dtype)
     else if (!em_dtype_is_float(dtype)) put(o, "%" PRId64, (int64_t)v);
     else if (isnan(v)) put(o, "nan");
     else if (isinf(v)) put(o, v > 0 ? "inf" : "-inf");
+    else if (v == trunc(v) && fabs(v) < 1e9) put(o, "%.0f.", v); /* 1. as PyTorch prints */
     else put(o, "%.4g", v);
 }
 
