@@ -354,7 +354,8 @@ typedef struct mem_job {
 static void *mem_worker(void *arg)
 {
     mem_job *j = arg;
-    pin_to(j->cpu);
+    /* Not pinned: on a shared machine a pinned thread waits for its busy core
+     * while the scheduler would move an unpinned one (as Ember's threads are). */
     float *restrict a = j->a, *restrict b = j->b, *restrict c = j->c;
     /* first touch from the thread that will use the pages */
     for (long i = j->begin; i < j->end; i++) {
