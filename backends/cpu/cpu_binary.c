@@ -148,7 +148,8 @@ BIN_HALF_SCALAR(MINIMUM)
 #define HS_ROW(OP) {bin_hs_##OP##_f16, bin_hs_##OP##_bf16}
 /* Indexed by op - EM_OP_ADD, then [f16, bf16]. */
 static const cpu_loop_fn bin_half_scalar_loops[7][2] = {
-    HS_ROW(ADD), HS_ROW(SUB), HS_ROW(MUL), HS_ROW(DIV), HS_ROW(POW), HS_ROW(MAXIMUM), HS_ROW(MINIMUM),
+    HS_ROW(ADD), HS_ROW(SUB),     HS_ROW(MUL),     HS_ROW(DIV),
+    HS_ROW(POW), HS_ROW(MAXIMUM), HS_ROW(MINIMUM),
 };
 
 /* ---------------- comparisons ------------------------------------------- */

@@ -247,7 +247,7 @@ static void mm_run(mm_job *j)
     double flops = 2.0 * (double)batches * (double)j->M * (double)j->N * (double)j->K;
     int nt = em__cpu_threads();
     j->nsplit = 1;
-    j->split_n = j->N >= j->M;
+    j->split_n = j->N > j->M; /* square: split M (measured a little faster) */
     j->block = j->split_n ? j->N : j->M;
     if (nt > 1 && flops >= 4e6) {
         int64_t want = batches >= 4 * nt ? 1 : nt / gcd64(batches, nt);
@@ -328,10 +328,11 @@ static em_status matmul_desc(const em_tdesc *a, const em_tdesc *b, const em_tdes
         fb = tb.buffer;
     }
     int t, ld;
-    int c_ok = o->dtype == cd &&
-               (!g_blas.sgemm || (blas_layout(o->shape[nd - 2], o->shape[nd - 1], o->strides[nd - 2],
-                                              o->strides[nd - 1], &t, &ld) &&
-                                  t == CBLAS_NO_TRANS));
+    int c_ok = o->dtype == cd;
+    if (c_ok && g_blas.sgemm)
+        c_ok = blas_layout(o->shape[nd - 2], o->shape[nd - 1], o->strides[nd - 2],
+                           o->strides[nd - 1], &t, &ld) &&
+               t == CBLAS_NO_TRANS;
     if (!c_ok) {
         int64_t n = cpu_numel(o);
         fc = em__cpu_scratch_alloc((size_t)n * cpu_dtype_size(cd));
@@ -421,7 +422,8 @@ em_status em__cpu_k_linear(void *dev, const em_op_call *c)
                             w->ndim, nd);
     int64_t N = o->shape[nd - 1], K = x->shape[nd - 1];
     if (w->shape[0] != N || w->shape[1] != K || x->shape[nd - 2] != o->shape[nd - 2])
-        return em__cpu_fail(EM_ERR_SHAPE, "cpu: linear: x [.., %lld], w [%lld, %lld], out [.., %lld]",
+        return em__cpu_fail(EM_ERR_SHAPE,
+                            "cpu: linear: x [.., %lld], w [%lld, %lld], out [.., %lld]",
                             (long long)K, (long long)w->shape[0], (long long)w->shape[1],
                             (long long)N);
     for (int i = 0; i < nd - 2; i++)

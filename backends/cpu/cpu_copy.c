@@ -162,33 +162,6 @@ void em__cpu_cast_desc(const em_tdesc *dst, const em_tdesc *src)
                    CPU_GRAIN_CHEAP);
 }
 
-em_status em__cpu_dense_copy(const em_tdesc *src, int dt, em_tdesc *view)
-{
-    memset(view, 0, sizeof *view);
-    view->dtype = dt;
-    view->ndim = src->ndim;
-    int64_t n = 1;
-    for (int d = src->ndim - 1; d >= 0; d--) {
-        view->shape[d] = src->shape[d];
-        if (src->strides[d] == 0 || src->shape[d] == 1) {
-            view->strides[d] = 0;
-        } else {
-            view->strides[d] = n;
-            n *= src->shape[d];
-        }
-    }
-    void *mem = em__cpu_scratch_alloc((size_t)n * cpu_dtype_size(dt));
-    if (!mem) return EM_ERR_OUT_OF_MEMORY;
-    view->buffer = mem;
-    view->offset = 0;
-    /* iterate over the dense extent only: broadcast dims become size 1 */
-    em_tdesc d = *view, s = *src;
-    for (int i = 0; i < src->ndim; i++)
-        if (view->strides[i] == 0) d.shape[i] = s.shape[i] = 1;
-    em__cpu_cast_desc(&d, &s);
-    return EM_OK;
-}
-
 /* ---------------- kernels ----------------------------------------------- */
 
 em_status em__cpu_k_fill(void *dev, const em_op_call *c)

@@ -18,7 +18,7 @@
 #define NC 512
 
 #define GEMM_REF(NAME, T)                                                                \
-    void NAME(int64_t M, int64_t N, int64_t K, const T *A, int64_t ars, int64_t acs,      \
+    void NAME(int64_t M, int64_t N, int64_t K, const T *A, int64_t ars, int64_t acs,     \
               const T *B, int64_t brs, int64_t bcs, T beta, T *C, int64_t crs, int64_t ccs) \
     {                                                                                    \
         /* C = beta C first (beta 0 overwrites, also NaN garbage) */                     \

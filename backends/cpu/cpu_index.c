@@ -63,8 +63,8 @@ static em_status validate(const char *op, const em_tdesc *idx, int ndim, const i
     check_ctx c = {limit, 0, 0, 0, 0};
     cpu_operand o = {cpu_ptr(idx), strides, (int64_t)cpu_dtype_size(idx->dtype)};
     /* keep row-major order: a dense index is walked in order anyway */
-    em__cpu_ew_run(1, &o, ndim, shape, idx->dtype == EM_I32 ? check_loop_int32_t : check_loop_int64_t,
-                   &c, 0);
+    em__cpu_ew_run_ro(1, &o, ndim, shape,
+                      idx->dtype == EM_I32 ? check_loop_int32_t : check_loop_int64_t, &c, 0);
     if (c.found)
         return em__cpu_fail(EM_ERR_INDEX,
                             "cpu: %s: index %" PRId64 " is out of range for dim %d of size %" PRId64
@@ -187,7 +187,8 @@ em_status em__cpu_k_index_select(void *dev, const em_op_call *c)
         return em__cpu_fail(EM_ERR_SHAPE, "cpu: index_select: output shape does not match");
     for (int d = 0; d < t->ndim; d++)
         if (d != dim && t->shape[d] != o->shape[d])
-            return em__cpu_fail(EM_ERR_SHAPE, "cpu: index_select: output dim %d is %lld, input %lld",
+            return em__cpu_fail(EM_ERR_SHAPE,
+                                "cpu: index_select: output dim %d is %lld, input %lld",
                                 d, (long long)o->shape[d], (long long)t->shape[d]);
     int64_t limit = t->ndim ? t->shape[dim] : 1;
     int64_t one = len, ist = istride;
@@ -265,8 +266,8 @@ em_status em__cpu_k_scatter_add(void *dev, const em_op_call *c)
     cpu_operand ops[3] = {{cpu_ptr(idx), idx->strides, (int64_t)cpu_dtype_size(idx->dtype)},
                           {cpu_ptr(src), src->strides, es},
                           {cpu_ptr(o), os, es}};
-    em__cpu_ew_run(3, ops, idx->ndim, idx->shape,
-                   scatter_loops[o->dtype][idx->dtype == EM_I64], &sc, 0);
+    em__cpu_ew_run_ro(3, ops, idx->ndim, idx->shape,
+                      scatter_loops[o->dtype][idx->dtype == EM_I64], &sc, 0);
     return EM_OK;
 }
 
@@ -311,7 +312,8 @@ em_status em__cpu_k_one_hot(void *dev, const em_op_call *c)
     if ((st = em__cpu_check_shape("one_hot index", idx, idx->ndim, o->shape))) return st;
     int64_t classes = o->shape[o->ndim - 1];
     if (c->params->ints[0] > 0 && c->params->ints[0] != classes)
-        return em__cpu_fail(EM_ERR_SHAPE, "cpu: one_hot: %lld classes but output's last dim is %lld",
+        return em__cpu_fail(EM_ERR_SHAPE,
+                            "cpu: one_hot: %lld classes but output's last dim is %lld",
                             (long long)c->params->ints[0], (long long)classes);
     if ((st = validate("one_hot", idx, idx->ndim, idx->shape, idx->strides, classes, idx->ndim)))
         return st;
@@ -319,8 +321,9 @@ em_status em__cpu_k_one_hot(void *dev, const em_op_call *c)
     cpu_operand ops[2] = {{cpu_ptr(o), o->strides, 8},
                           {cpu_ptr(idx), idx->strides, (int64_t)cpu_dtype_size(idx->dtype)}};
     int64_t grain = CPU_GRAIN_CHEAP / (classes > 0 ? classes : 1);
-    em__cpu_ew_run(2, ops, idx->ndim, idx->shape, idx->dtype == EM_I32 ? onehot_int32_t : onehot_int64_t,
-                   &h, grain > 1 ? grain : 2);
+    em__cpu_ew_run_ro(2, ops, idx->ndim, idx->shape,
+                      idx->dtype == EM_I32 ? onehot_int32_t : onehot_int64_t,
+                      &h, grain > 1 ? grain : 2);
     return EM_OK;
 }
 

@@ -10,11 +10,13 @@
  *                     kernel registry, host services, errors
  *   cpu_threads.c     the one persistent thread pool
  *   cpu_iter.c        the elementwise iteration engine (dim collapsing,
- *                     contiguous fast path, parallel split)
+ *                     contiguous fast path, parallel split, streaming stores)
  *   cpu_copy.c        fill, copy, cast
  *   cpu_binary.c      binary arithmetic, comparisons, where, clamp, masked_fill
  *   cpu_unary.c       unary elementwise ops
- *   cpu_reduce.c      sum .. logsumexp, softmax, log_softmax
+ *   cpu_reduce.c      sum .. logsumexp
+ *   cpu_softmax.c     softmax, log_softmax
+ *   cpu_math.h        vectorisable expf/tanhf/gelu, NaN-propagating max/min
  *   cpu_blas.c        OpenBLAS loading (core-type choice), matmul, linear
  *   cpu_gemm_ref.c    the plain-C gemm used when OpenBLAS is missing
  *   cpu_index.c       cat, index_select, gather, scatter_add, one_hot
@@ -35,6 +37,13 @@
 #define CPU_FORMAT(a, b) __attribute__((format(printf, a, b)))
 #define CPU_LIKELY(x) __builtin_expect(!!(x), 1)
 #define CPU_UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* Compute-bound loops get an AVX2+FMA clone chosen at load time (ifunc);
+ * the default clone is plain x86-64 (SSE2). No -march anywhere. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(CPU_NO_CLONES)
+#define CPU_MATH_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CPU_MATH_CLONES
+#endif
 
 /* ---------------- host services and errors (cpu_plugin.c) --------------- */
 
@@ -103,12 +112,10 @@ static inline int64_t cpu_wrap_i64(int64_t v) { return v; }
 /* dtype traits, used by the kernel-generating macros:
  *   ST storage type, CT compute type (half types compute in f32, bool in
  *   int32), UT type for wrap-around arithmetic (unsigned for integers so that
- *   overflow is defined), LD(x) storage -> compute, SV(v) compute -> storage,
- *   RT reduction input type (float, double or int64_t). */
+ *   overflow is defined), LD(x) storage -> compute, SV(v) compute -> storage. */
 #define DT_f32_ST float
 #define DT_f32_CT float
 #define DT_f32_UT float
-#define DT_f32_RT float
 #define DT_f32_LD(x) (x)
 #define DT_f32_SV(v) cpu_to_f32(v)
 #define DT_f32_ID EM_F32
@@ -116,7 +123,6 @@ static inline int64_t cpu_wrap_i64(int64_t v) { return v; }
 #define DT_f64_ST double
 #define DT_f64_CT double
 #define DT_f64_UT double
-#define DT_f64_RT double
 #define DT_f64_LD(x) (x)
 #define DT_f64_SV(v) cpu_to_f64(v)
 #define DT_f64_ID EM_F64
@@ -124,7 +130,6 @@ static inline int64_t cpu_wrap_i64(int64_t v) { return v; }
 #define DT_f16_ST uint16_t
 #define DT_f16_CT float
 #define DT_f16_UT float
-#define DT_f16_RT float
 #define DT_f16_LD(x) em_f16_to_f32(x)
 #define DT_f16_SV(v) cpu_to_f16(v)
 #define DT_f16_ID EM_F16
@@ -132,7 +137,6 @@ static inline int64_t cpu_wrap_i64(int64_t v) { return v; }
 #define DT_bf16_ST uint16_t
 #define DT_bf16_CT float
 #define DT_bf16_UT float
-#define DT_bf16_RT float
 #define DT_bf16_LD(x) em_bf16_to_f32(x)
 #define DT_bf16_SV(v) cpu_to_bf16(v)
 #define DT_bf16_ID EM_BF16
@@ -140,7 +144,6 @@ static inline int64_t cpu_wrap_i64(int64_t v) { return v; }
 #define DT_i32_ST int32_t
 #define DT_i32_CT int32_t
 #define DT_i32_UT uint32_t
-#define DT_i32_RT int64_t
 #define DT_i32_LD(x) (x)
 #define DT_i32_SV(v) cpu_to_i32(v)
 #define DT_i32_ID EM_I32
@@ -148,7 +151,6 @@ static inline int64_t cpu_wrap_i64(int64_t v) { return v; }
 #define DT_i64_ST int64_t
 #define DT_i64_CT int64_t
 #define DT_i64_UT uint64_t
-#define DT_i64_RT int64_t
 #define DT_i64_LD(x) (x)
 #define DT_i64_SV(v) cpu_to_i64(v)
 #define DT_i64_ID EM_I64
@@ -157,7 +159,6 @@ static inline int64_t cpu_wrap_i64(int64_t v) { return v; }
 #define DT_b8_ST uint8_t
 #define DT_b8_CT int32_t
 #define DT_b8_UT uint32_t
-#define DT_b8_RT int64_t
 #define DT_b8_LD(x) ((int32_t)(x))
 #define DT_b8_SV(v) cpu_to_bool(v)
 #define DT_b8_ID EM_BOOL
@@ -165,9 +166,8 @@ static inline int64_t cpu_wrap_i64(int64_t v) { return v; }
 /* X(dt) for each dtype, in em_dtype order (the tables below rely on it). */
 #define CPU_FOR_ALL_DT(X) X(f32) X(f64) X(f16) X(bf16) X(i32) X(i64) X(b8)
 
-/* Reads element i (row-major over the descriptor) is not offered: kernels go
- * through the iteration engine. Scalars given as doubles are converted with
- * this (same rules as CAST: truncation, saturation, != 0 for bool). */
+/* Stores a scalar given as a double in dtype dt (same rules as CAST:
+ * truncation toward zero, saturation, NaN -> 0, != 0 for bool). */
 void em__cpu_store_scalar(int dt, double v, void *dst);
 
 /* ---------------- descriptors ------------------------------------------- */
@@ -257,17 +257,16 @@ typedef struct cpu_operand {
  * when the element count reaches grain (grain <= 0: always serial). */
 void em__cpu_ew_run(int nops, const cpu_operand *ops, int ndim, const int64_t *shape,
                     cpu_loop_fn fn, const void *ctx, int64_t grain);
+/* The same for loops whose operand 0 is NOT a plain output written once
+ * per element (an index that is only read, rows written by hand): never
+ * routes operand 0 through the streaming-store buffer. */
+void em__cpu_ew_run_ro(int nops, const cpu_operand *ops, int ndim, const int64_t *shape,
+                       cpu_loop_fn fn, const void *ctx, int64_t grain);
 
 /* Same-dtype copy of src into dst (same shape, any strides), as COPY. */
 void em__cpu_copy_desc(const em_tdesc *dst, const em_tdesc *src);
 /* Converting copy (any dtypes, same shape), as CAST. */
 void em__cpu_cast_desc(const em_tdesc *dst, const em_tdesc *src);
-
-/* A dense copy of src converted to dtype dt, in scratch memory, with
- * stride 0 kept for src's stride-0 dims (broadcast data is not repeated).
- * On success *view describes it (buffer = the raw pointer, offset 0) and
- * the caller frees view->buffer with em__cpu_scratch_free. */
-em_status em__cpu_dense_copy(const em_tdesc *src, int dt, em_tdesc *view);
 
 /* ---------------- kernels ------------------------------------------------ */
 

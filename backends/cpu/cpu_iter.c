@@ -10,12 +10,75 @@
  *   2. otherwise drop size-1 dims, order dims by operand 0's strides
  *      (largest outermost), merge dims that are contiguous for every
  *      operand, and walk the outer dims with an index counter;
- *   3. at or above `grain` elements the flat range is split over the pool.
+ *   3. at or above `grain` elements the flat range is split over the pool;
+ *   4. outputs of 16 MiB and more (far beyond what the next op could find
+ *      in cache) that do not alias an input are written with non-temporal
+ *      stores: the loop fills a 1 KiB buffer in L1 that is then streamed
+ *      out, which saves the read-for-ownership of every output line.
  *
  * Not for: reductions (cpu_reduce.c) or ops whose operands have different
  * shapes (cat, index ops build per-slice views and call this).
  */
 #include "cpu_internal.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define CPU_CAN_STREAM 1
+#else
+#define CPU_CAN_STREAM 0
+#endif
+
+#define STREAM_MIN_BYTES ((int64_t)16 << 20)
+#define STREAM_BUF 1024
+
+/* fn over n elements with operand 0 dense (s[0] = element size), the
+ * output written through an L1 buffer with streaming stores. */
+static void stream_run(int nops, char **p0, const int64_t *s, int64_t n, cpu_loop_fn fn,
+                       const void *ctx)
+{
+#if CPU_CAN_STREAM
+    const int64_t es = s[0];
+    char *p[CPU_MAX_OPS];
+    for (int k = 0; k < nops; k++) p[k] = p0[k];
+    if (((uintptr_t)p[0] % (uintptr_t)es) != 0 || n * es < 2 * STREAM_BUF) {
+        fn(p, s, n, ctx);
+        return;
+    }
+    int64_t head = (int64_t)(((64 - ((uintptr_t)p[0] & 63)) & 63) / (uintptr_t)es);
+    if (head > 0) {
+        fn(p, s, head, ctx);
+        for (int k = 0; k < nops; k++) p[k] += head * s[k];
+        n -= head;
+    }
+    _Alignas(64) char buf[STREAM_BUF];
+    const int64_t chunk = STREAM_BUF / es;
+    char *q[CPU_MAX_OPS];
+    q[0] = buf;
+    while (n > 0) {
+        int64_t m = n < chunk ? n : chunk;
+        for (int k = 1; k < nops; k++) q[k] = p[k];
+        fn(q, s, m, ctx);
+        int64_t bytes = m * es, i = 0;
+        for (; i + 16 <= bytes; i += 16)
+            _mm_stream_si128((__m128i *)(p[0] + i), _mm_load_si128((const __m128i *)(buf + i)));
+        if (i < bytes) memcpy(p[0] + i, buf + i, (size_t)(bytes - i));
+        for (int k = 0; k < nops; k++) p[k] += m * s[k];
+        n -= m;
+    }
+    _mm_sfence();
+#else
+    fn(p0, s, n, ctx);
+#endif
+}
+
+/* Whether an op writing out_bytes should stream (see the header). */
+static int want_stream(int nops, const cpu_operand *ops, int64_t out_bytes)
+{
+    if (!CPU_CAN_STREAM || out_bytes < STREAM_MIN_BYTES) return 0;
+    for (int k = 1; k < nops; k++)
+        if (ops[k].ptr == ops[0].ptr) return 0;
+    return 1;
+}
 
 typedef struct ew_iter {
     int nops, ndim;
@@ -24,6 +87,7 @@ typedef struct ew_iter {
     char *ptr[CPU_MAX_OPS];
     cpu_loop_fn fn;
     const void *ctx;
+    int stream;                               /* see stream_run            */
 } ew_iter;
 
 /* Runs elements [begin, end) of the flattened (collapsed) iteration. */
@@ -34,22 +98,32 @@ static void ew_run_range(const ew_iter *it, int64_t begin, int64_t end)
     const int64_t inner = it->shape[in];
     int64_t idx[EM_MAX_DIMS];
     char *p[CPU_MAX_OPS];
-    int64_t s[CPU_MAX_OPS];
-    int64_t rest = begin / inner, i = begin % inner;
+    int64_t s[CPU_MAX_OPS] = {0};
+    int64_t i = 0;
     for (int k = 0; k < nops; k++) {
-        p[k] = it->ptr[k] + i * it->st[in][k];
+        p[k] = it->ptr[k];
         s[k] = it->st[in][k];
     }
-    for (int d = in - 1; d >= 0; d--) {
-        idx[d] = rest % it->shape[d];
-        rest /= it->shape[d];
-        for (int k = 0; k < nops; k++) p[k] += idx[d] * it->st[d][k];
+    if (begin == 0) { /* the common serial case: no divisions */
+        for (int d = 0; d < in; d++) idx[d] = 0;
+    } else {
+        int64_t rest = begin / inner;
+        i = begin % inner;
+        for (int k = 0; k < nops; k++) p[k] += i * s[k];
+        for (int d = in - 1; d >= 0; d--) {
+            idx[d] = rest % it->shape[d];
+            rest /= it->shape[d];
+            for (int k = 0; k < nops; k++) p[k] += idx[d] * it->st[d][k];
+        }
     }
     int64_t pos = begin;
     while (pos < end) {
         int64_t n = inner - i;
         if (n > end - pos) n = end - pos;
-        it->fn(p, s, n, it->ctx);
+        if (it->stream && s[0] > 0 && n * s[0] >= 2 * STREAM_BUF)
+            stream_run(nops, p, s, n, it->fn, it->ctx);
+        else
+            it->fn(p, s, n, it->ctx);
         pos += n;
         if (pos >= end) break;
         /* back to the row start, then advance the outer counter */
@@ -74,6 +148,7 @@ typedef struct flat_job {
     int64_t s[CPU_MAX_OPS];
     cpu_loop_fn fn;
     const void *ctx;
+    int stream;
 } flat_job;
 
 static void flat_range_task(void *ctx, int64_t b, int64_t e)
@@ -81,7 +156,10 @@ static void flat_range_task(void *ctx, int64_t b, int64_t e)
     const flat_job *j = ctx;
     char *p[CPU_MAX_OPS];
     for (int k = 0; k < j->nops; k++) p[k] = j->ptr[k] + b * j->s[k];
-    j->fn(p, j->s, e - b, j->ctx);
+    if (j->stream)
+        stream_run(j->nops, p, j->s, e - b, j->fn, j->ctx);
+    else
+        j->fn(p, j->s, e - b, j->ctx);
 }
 
 /* 1: dense row-major; 2: stride 0 in every non-size-1 dim; 0: other. */
@@ -99,8 +177,23 @@ static int stride_class(int ndim, const int64_t *shape, const int64_t *strides)
     return dense ? 1 : (zero ? 2 : 0);
 }
 
+static void ew_run(int nops, const cpu_operand *ops, int ndim, const int64_t *shape,
+                   cpu_loop_fn fn, const void *ctx, int64_t grain, int may_stream);
+
 void em__cpu_ew_run(int nops, const cpu_operand *ops, int ndim, const int64_t *shape,
                     cpu_loop_fn fn, const void *ctx, int64_t grain)
+{
+    ew_run(nops, ops, ndim, shape, fn, ctx, grain, 1);
+}
+
+void em__cpu_ew_run_ro(int nops, const cpu_operand *ops, int ndim, const int64_t *shape,
+                       cpu_loop_fn fn, const void *ctx, int64_t grain)
+{
+    ew_run(nops, ops, ndim, shape, fn, ctx, grain, 0);
+}
+
+static void ew_run(int nops, const cpu_operand *ops, int ndim, const int64_t *shape,
+                   cpu_loop_fn fn, const void *ctx, int64_t grain, int may_stream)
 {
     int64_t numel = 1;
     for (int d = 0; d < ndim; d++) numel *= shape[d];
@@ -108,7 +201,7 @@ void em__cpu_ew_run(int nops, const cpu_operand *ops, int ndim, const int64_t *s
 
     /* 1. fast path */
     int flat = 1;
-    int64_t s[CPU_MAX_OPS];
+    int64_t s[CPU_MAX_OPS] = {0};
     for (int k = 0; k < nops; k++) {
         int c = stride_class(ndim, shape, ops[k].strides);
         if (c == 0) {
@@ -118,13 +211,18 @@ void em__cpu_ew_run(int nops, const cpu_operand *ops, int ndim, const int64_t *s
         s[k] = c == 1 ? ops[k].esize : 0;
     }
     if (flat) {
+        int stream = may_stream && s[0] == ops[0].esize &&
+                     want_stream(nops, ops, numel * ops[0].esize);
         if (grain <= 0 || numel < grain || em__cpu_threads() <= 1) {
             char *p[CPU_MAX_OPS];
             for (int k = 0; k < nops; k++) p[k] = ops[k].ptr;
-            fn(p, s, numel, ctx);
+            if (stream)
+                stream_run(nops, p, s, numel, fn, ctx);
+            else
+                fn(p, s, numel, ctx);
             return;
         }
-        flat_job j = {.nops = nops, .fn = fn, .ctx = ctx};
+        flat_job j = {.nops = nops, .fn = fn, .ctx = ctx, .stream = stream};
         for (int k = 0; k < nops; k++) {
             j.ptr[k] = ops[k].ptr;
             j.s[k] = s[k];
@@ -185,6 +283,7 @@ void em__cpu_ew_run(int nops, const cpu_operand *ops, int ndim, const int64_t *s
         nd = 1;
     }
     it.ndim = nd;
+    it.stream = may_stream && want_stream(nops, ops, numel * ops[0].esize);
     if (grain <= 0 || numel < grain)
         ew_run_range(&it, 0, numel);
     else

@@ -94,13 +94,23 @@ em_status em__cpu_check_arity(const em_op_call *c, int min_in, int max_in, int n
     return EM_OK;
 }
 
+static void format_shape(char *buf, size_t cap, int ndim, const int64_t *shape)
+{
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, i ? ", %lld" : "%lld", (long long)shape[i]);
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+}
+
 em_status em__cpu_check_shape(const char *what, const em_tdesc *d, int ndim, const int64_t *shape)
 {
     int ok = d->ndim == ndim;
     for (int i = 0; ok && i < ndim; i++) ok = d->shape[i] == shape[i];
     if (CPU_LIKELY(ok)) return EM_OK;
-    return em__cpu_fail(EM_ERR_SHAPE, "cpu: %s has %d dims (or sizes) unlike the output's %d",
-                        what, d->ndim, ndim);
+    char a[160], b[160];
+    format_shape(a, sizeof a, d->ndim, d->shape);
+    format_shape(b, sizeof b, ndim, shape);
+    return em__cpu_fail(EM_ERR_SHAPE, "cpu: %s has shape %s, the output %s", what, a, b);
 }
 
 /* ---------------- buffers ------------------------------------------------ */
@@ -133,6 +143,7 @@ typedef struct cpu_device {
 static cpu_device g_dev = {.lock = PTHREAD_MUTEX_INITIALIZER,
                            .live = {.prev = &g_dev.live, .next = &g_dev.live}};
 
+#ifndef CPU_NO_CACHE
 static int size_class(size_t bytes)
 {
     if (bytes > ((size_t)1 << (NCLASS - 1))) return -1;
@@ -140,6 +151,7 @@ static int size_class(size_t bytes)
     while (((size_t)1 << c) < bytes) c++;
     return c;
 }
+#endif
 
 static void *blk_data(blk *b) { return (char *)b + HDR; }
 static blk *blk_of(void *p) { return (blk *)((char *)p - HDR); }

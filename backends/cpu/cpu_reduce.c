@@ -16,7 +16,9 @@
  *      split instead and the partial states merged in order.
  *   B. across outputs, for sum/mean/max/min when the innermost kept dim is
  *      dense in the input and the reduced dims are outer to it (column
- *      sums): a block of outputs is accumulated row by row.
+ *      sums): a block of up to 2048 outputs is accumulated row by row, so
+ *      whole rows are read in order; with fewer blocks than threads the
+ *      reduced range is split too and the partial blocks merged in order.
  * Accumulation: floats in double, integers in int64. var/std and logsumexp
  * take two passes (mean, resp. max, first). NaN propagates through
  * max/min; argmax/argmin take the first occurrence, and a NaN counts as
@@ -116,11 +118,9 @@ static void state_merge(int kind, int cls, rstate *a, const rstate *b)
 
 /* ---------------- consuming a contiguous chunk -------------------------- */
 
-
-
-#define CONSUME_FLOAT(NAME, T, EXPF, MAXF)                                                     \
-    static void NAME(int kind, rstate *s, const T *v, int64_t n, int64_t gidx,           \
-                     double center)                                                      \
+#define CONSUME_FLOAT(NAME, T, EXPF, MAXF)                                               \
+    CPU_MATH_CLONES static void NAME(int kind, rstate *s, const T *v, int64_t n,         \
+                                     int64_t gidx, double center)                        \
     {                                                                                    \
         int64_t i = 0;                                                                   \
         switch (kind) {                                                                  \
@@ -504,7 +504,12 @@ static void run_pass(rjob *j)
 
 /* ---------------- mode B: accumulate a block of outputs row by row ------ */
 
-#define BLOCK 256
+#define BLOCK 2048 /* outputs per block: a 16 KiB accumulator, whole rows read */
+
+typedef union bacc {
+    double d[BLOCK];
+    int64_t i[BLOCK];
+} bacc;
 
 typedef struct bjob {
     const rgeom *g;
@@ -512,6 +517,8 @@ typedef struct bjob {
     const char *x;
     char *o;
     int64_t nouter, nblocks; /* outer kept positions x blocks of the inner */
+    int64_t rsplit, rchunk;  /* parts the reduced range is split into      */
+    bacc *partial;           /* rsplit > 1: one accumulator per task        */
 } bjob;
 
 #define MB_ROW(dt)                                                                       \
@@ -525,12 +532,12 @@ typedef struct bjob {
             } else if (kind == K_MAX) {                                                  \
                 for (int64_t j = 0; j < n; j++) {                                        \
                     double v = (double)DT_##dt##_LD(x[j]);                               \
-                    acc[j] = ((v != v) | (v > acc[j])) ? v : acc[j];  \
+                    acc[j] = ((v != v) | (v > acc[j])) ? v : acc[j];                     \
                 }                                                                        \
             } else {                                                                     \
                 for (int64_t j = 0; j < n; j++) {                                        \
                     double v = (double)DT_##dt##_LD(x[j]);                               \
-                    acc[j] = ((v != v) | (v < acc[j])) ? v : acc[j];  \
+                    acc[j] = ((v != v) | (v < acc[j])) ? v : acc[j];                     \
                 }                                                                        \
             }                                                                            \
         } else {                                                                         \
@@ -570,39 +577,93 @@ static int op_kind(int op)
     }
 }
 
+static void bacc_init(int kind, int isint, bacc *a, int64_t n)
+{
+    for (int64_t q = 0; q < n; q++) {
+        if (isint) a->i[q] = kind == K_MAX ? INT64_MIN : (kind == K_MIN ? INT64_MAX : 0);
+        else a->d[q] = kind == K_MAX ? -INFINITY : (kind == K_MIN ? INFINITY : 0);
+    }
+}
+
+/* a = a (+) b for n outputs, NaN-sticky for max/min. */
+static void bacc_merge(int kind, int isint, bacc *a, const bacc *b, int64_t n)
+{
+    for (int64_t q = 0; q < n; q++) {
+        if (isint) {
+            if (kind == K_SUM) a->i[q] = (int64_t)((uint64_t)a->i[q] + (uint64_t)b->i[q]);
+            else if (kind == K_MAX ? b->i[q] > a->i[q] : b->i[q] < a->i[q]) a->i[q] = b->i[q];
+        } else {
+            double x = b->d[q];
+            if (kind == K_SUM) a->d[q] += x;
+            else if (x != x || (kind == K_MAX ? x > a->d[q] : x < a->d[q])) a->d[q] = x;
+        }
+    }
+}
+
+/* Block (outer kept position, block of the inner kept dim) of task t:
+ * element offsets in x and out and the number of outputs. */
+static int64_t block_at(const bjob *j, int64_t ob, int64_t *xo, int64_t *oo)
+{
+    const rgeom *g = j->g;
+    const int kin = g->nk - 1;
+    int64_t outer = ob / j->nblocks, blk = ob % j->nblocks;
+    int64_t j0 = blk * BLOCK;
+    int64_t a = 0, c = 0, rest = outer;
+    for (int d = kin - 1; d >= 0; d--) {
+        int64_t i = rest % g->ks[d];
+        rest /= g->ks[d];
+        a += i * g->kx[d];
+        c += i * g->ko[d];
+    }
+    *xo = a + j0 * g->kx[kin];
+    *oo = c + j0 * g->ko[kin];
+    return g->ks[kin] - j0 < BLOCK ? g->ks[kin] - j0 : BLOCK;
+}
+
+static void block_store(const bjob *j, const bacc *acc, int64_t oo, int64_t n)
+{
+    const rgeom *g = j->g;
+    const int64_t oes = (int64_t)cpu_dtype_size(j->odt);
+    char *o = j->o + oo * oes;
+    const int64_t os = g->ko[g->nk - 1] * oes;
+    int isint = rclass(j->dt) == RC_I;
+    for (int64_t q = 0; q < n; q++, o += os) {
+        if (isint) {
+            if (j->odt == EM_I64) *(int64_t *)o = acc->i[q];
+            else if (j->odt == EM_I32) *(int32_t *)o = (int32_t)acc->i[q];
+            else *(uint8_t *)o = acc->i[q] != 0;
+        } else {
+            double v = acc->d[q];
+            if (j->op == EM_OP_MEAN) v /= (double)g->nred;
+            em__cpu_store_scalar(j->odt, v, o);
+        }
+    }
+}
+
 static void block_task(void *ctx, int64_t t)
 {
     const bjob *j = ctx;
     const rgeom *g = j->g;
-    const int kin = g->nk - 1;
-    const int64_t es = (int64_t)cpu_dtype_size(j->dt), oes = (int64_t)cpu_dtype_size(j->odt);
-    const int kind = op_kind(j->op);
-    int64_t outer = t / j->nblocks, blk = t % j->nblocks;
-    int64_t j0 = blk * BLOCK, n = g->ks[kin] - j0 < BLOCK ? g->ks[kin] - j0 : BLOCK;
-    /* x/out offsets of the outer kept position */
-    int64_t xo = 0, oo = 0, rest = outer;
-    for (int d = kin - 1; d >= 0; d--) {
-        int64_t i = rest % g->ks[d];
-        rest /= g->ks[d];
-        xo += i * g->kx[d];
-        oo += i * g->ko[d];
-    }
-    xo += j0 * g->kx[kin];
-    oo += j0 * g->ko[kin];
-    union {
-        double d[BLOCK];
-        int64_t i[BLOCK];
-    } acc;
-    int isint = rclass(j->dt) == RC_I;
-    for (int64_t q = 0; q < n; q++) {
-        if (isint) acc.i[q] = kind == K_MAX ? INT64_MIN : (kind == K_MIN ? INT64_MAX : 0);
-        else acc.d[q] = kind == K_MAX ? -INFINITY : (kind == K_MIN ? INFINITY : 0);
-    }
+    const int64_t es = (int64_t)cpu_dtype_size(j->dt);
+    const int kind = op_kind(j->op), isint = rclass(j->dt) == RC_I;
+    int64_t ob = t / j->rsplit, part = t % j->rsplit;
+    int64_t xo, oo;
+    int64_t n = block_at(j, ob, &xo, &oo);
+    int64_t r0 = part * j->rchunk, r1 = r0 + j->rchunk;
+    if (r1 > g->nred) r1 = g->nred;
+    bacc local;
+    bacc *acc = j->rsplit > 1 ? &j->partial[t] : &local;
+    bacc_init(kind, isint, acc, n);
     mb_row_fn row = mb_rows[j->dt];
-    int64_t idx[EM_MAX_DIMS] = {0};
+    int64_t idx[EM_MAX_DIMS], rest = r0;
     const char *p = j->x + xo * es;
-    for (int64_t r = 0; r < g->nred; r++) {
-        row(kind, &acc, p, n);
+    for (int d = g->nr - 1; d >= 0; d--) {
+        idx[d] = rest % g->rs[d];
+        rest /= g->rs[d];
+        p += idx[d] * g->rx[d] * es;
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        row(kind, acc, p, n);
         for (int d = g->nr - 1; d >= 0; d--) {
             if (++idx[d] < g->rs[d]) {
                 p += g->rx[d] * es;
@@ -612,19 +673,43 @@ static void block_task(void *ctx, int64_t t)
             p -= (g->rs[d] - 1) * g->rx[d] * es;
         }
     }
-    char *o = j->o + oo * oes;
-    const int64_t os = g->ko[kin] * oes;
-    for (int64_t q = 0; q < n; q++, o += os) {
-        if (isint) {
-            if (j->odt == EM_I64) *(int64_t *)o = acc.i[q];
-            else if (j->odt == EM_I32) *(int32_t *)o = (int32_t)acc.i[q];
-            else *(uint8_t *)o = acc.i[q] != 0;
-        } else {
-            double v = acc.d[q];
-            if (j->op == EM_OP_MEAN) v /= (double)g->nred;
-            em__cpu_store_scalar(j->odt, v, o);
-        }
+    if (j->rsplit == 1) block_store(j, acc, oo, n);
+}
+
+/* Runs mode B. Returns EM_OK, or EM_ERR_OUT_OF_MEMORY for the partials. */
+static em_status run_blocks(const rgeom *g, int op, int dt, int odt, const char *x, char *o)
+{
+    const int kin = g->nk - 1;
+    bjob b = {g, op, dt, odt, x, o, g->nout / g->ks[kin], (g->ks[kin] + BLOCK - 1) / BLOCK,
+              1, g->nred, NULL};
+    int64_t blocks = b.nouter * b.nblocks;
+    int nt = em__cpu_threads();
+    if (g->nout * g->nred < CPU_GRAIN_CHEAP || nt <= 1) {
+        for (int64_t t = 0; t < blocks; t++) block_task(&b, t);
+        return EM_OK;
     }
+    if (blocks < nt && g->nred >= 64) {
+        /* few blocks: split the reduced range too, partials merged in order */
+        b.rsplit = (nt + blocks - 1) / blocks;
+        b.rchunk = (g->nred + b.rsplit - 1) / b.rsplit;
+        b.partial = em__cpu_scratch_alloc((size_t)(blocks * b.rsplit) * sizeof(bacc));
+        if (!b.partial) return EM_ERR_OUT_OF_MEMORY;
+    }
+    em__cpu_parallel(blocks * b.rsplit, block_task, &b);
+    if (b.partial) {
+        const int kind = op_kind(op), isint = rclass(dt) == RC_I;
+        for (int64_t ob = 0; ob < blocks; ob++) {
+            int64_t xo, oo, n = block_at(&b, ob, &xo, &oo);
+            bacc *first = &b.partial[ob * b.rsplit];
+            for (int64_t k = 1; k < b.rsplit; k++) {
+                /* a part past the end of the range stays at its initial value */
+                bacc_merge(kind, isint, first, &b.partial[ob * b.rsplit + k], n);
+            }
+            block_store(&b, first, oo, n);
+        }
+        em__cpu_scratch_free(b.partial);
+    }
+    return EM_OK;
 }
 
 /* ---------------- geometry and kernel ------------------------------------ */
@@ -734,14 +819,8 @@ em_status em__cpu_k_reduce(void *dev, const em_op_call *c)
         for (int d = 0; d < g.nr; d++)
             if (g.rx[d] == 1) outer_ok = 0;
         if (outer_ok) {
-            bjob b = {&g, op, dt, o->dtype, cpu_ptr(x), cpu_ptr(o), g.nout / g.ks[kin],
-                      (g.ks[kin] + BLOCK - 1) / BLOCK};
-            int64_t tasks = b.nouter * b.nblocks;
-            if (g.nout * g.nred < CPU_GRAIN_CHEAP || tasks < 2) {
-                for (int64_t t = 0; t < tasks; t++) block_task(&b, t);
-            } else {
-                em__cpu_parallel(tasks, block_task, &b);
-            }
+            if ((st = run_blocks(&g, op, dt, o->dtype, cpu_ptr(x), cpu_ptr(o))))
+                return em__cpu_fail(st, "cpu: reduction: out of memory for partial sums");
             return EM_OK;
         }
     }

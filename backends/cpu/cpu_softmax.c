@@ -26,7 +26,7 @@ typedef struct sm_job {
     _Atomic int status;
 } sm_job;
 
-static void row_f(float *v, int64_t n, int want_log)
+CPU_MATH_CLONES static void row_f(float *v, int64_t n, int want_log)
 {
     const float m = (float)cpu_extreme_f(-INFINITY, v, n, 1);
     double acc[8] = {0};
@@ -53,7 +53,7 @@ static void row_f(float *v, int64_t n, int want_log)
     }
 }
 
-static void row_d(double *v, int64_t n, int want_log)
+CPU_MATH_CLONES static void row_d(double *v, int64_t n, int want_log)
 {
     const double m = cpu_extreme_d(-INFINITY, v, n, 1);
     double s = 0;
@@ -119,9 +119,11 @@ static void rows_task(void *ctx, int64_t b, int64_t e)
             if (dt == EM_F32)
                 for (int64_t i = 0; i < n; i++) v[i] = *(const float *)(xp + i * xs);
             else if (dt == EM_F16)
-                for (int64_t i = 0; i < n; i++) v[i] = em_f16_to_f32(*(const uint16_t *)(xp + i * xs));
+                for (int64_t i = 0; i < n; i++)
+                    v[i] = em_f16_to_f32(*(const uint16_t *)(xp + i * xs));
             else
-                for (int64_t i = 0; i < n; i++) v[i] = em_bf16_to_f32(*(const uint16_t *)(xp + i * xs));
+                for (int64_t i = 0; i < n; i++)
+                    v[i] = em_bf16_to_f32(*(const uint16_t *)(xp + i * xs));
             row_f(v, n, j->log);
             if (dt == EM_F32)
                 for (int64_t i = 0; i < n; i++) *(float *)(op + i * os) = v[i];

@@ -16,9 +16,14 @@ static inline int32_t iabs_i32(int32_t x) { return x < 0 ? (int32_t)(0u - (uint3
 static inline int64_t iabs_i64(int64_t x) { return x < 0 ? (int64_t)(0u - (uint64_t)x) : x; }
 
 #define M1(fn, x) _Generic((x), float: fn##f, double: fn)(x)
-/* exp: the vectorisable cpu_expf for f32 (and f16/bf16), libm for f64 */
+/* f32 (also f16/bf16) uses the vectorisable functions of cpu_math.h,
+ * f64 uses libm. */
 #define MEXP(x) _Generic((x), float: cpu_expf, double: exp)(x)
-#define CPU_ABS(x) _Generic((x), float: fabsf, double: fabs, int32_t: iabs_i32, int64_t: iabs_i64)(x)
+#define MTANH(x) _Generic((x), float: cpu_tanhf, double: tanh)(x)
+static inline double gelu_erf_d(double x) { return x * 0.5 * erfc(x * -0.70710678118654752440); }
+#define MGELU(x) _Generic((x), float: cpu_gelu_erf, double: gelu_erf_d)(x)
+#define CPU_ABS(x)                                                                       \
+    _Generic((x), float: fabsf, double: fabs, int32_t: iabs_i32, int64_t: iabs_i64)(x)
 
 /* x is the compute value (ct_t); pa, pb are op parameters as ct_t. */
 #define UOP_NEG(x) ((ct_t)(-(ut_t)(x)))
@@ -29,13 +34,15 @@ static inline int64_t iabs_i64(int64_t x) { return x < 0 ? (int64_t)(0u - (uint6
 #define UOP_RSQRT(x) ((ct_t)1 / M1(sqrt, x))
 #define UOP_SIN(x) M1(sin, x)
 #define UOP_COS(x) M1(cos, x)
-#define UOP_TANH(x) M1(tanh, x)
+#define UOP_TANH(x) MTANH(x)
 #define UOP_SIGMOID(x) ((ct_t)1 / ((ct_t)1 + MEXP(-(x))))
 #define UOP_RELU(x) ((x) < 0 ? (ct_t)0 : (x))
-#define UOP_GELU(x) ((x) * (ct_t)0.5 * ((ct_t)1 + M1(erf, (x) * (ct_t)0.70710678118654752440)))
+#define UOP_GELU(x) MGELU(x)
+/* 0.5 x (1 + tanh(u)) computed as x / (1 + exp(-2u)): the same value
+ * without the cancellation of 1 + tanh(u) for negative u. */
 #define UOP_GELUT(x)                                                                     \
-    ((ct_t)0.5 * (x) *                                                                   \
-     ((ct_t)1 + M1(tanh, (ct_t)0.79788456080286535588 * ((x) + (ct_t)0.044715 * (x) * (x) * (x)))))
+    ((x) / ((ct_t)1 +                                                                    \
+            MEXP((ct_t)-1.59576912160573071176 * ((x) + (ct_t)0.044715 * (x) * (x) * (x)))))
 #define UOP_SILU(x) ((x) / ((ct_t)1 + MEXP(-(x))))
 #define UOP_SOFTPLUS(x) ((x) * pa > pb ? (x) : M1(log1p, M1(exp, pa * (x))) / pa)
 #define UOP_SQUARE(x) ((ct_t)((ut_t)(x) * (ut_t)(x)))
@@ -45,8 +52,12 @@ typedef struct unary_ctx {
     double a, b; /* softplus: beta, threshold */
 } unary_ctx;
 
-#define UN_LOOP(OP, dt)                                                                  \
-    static void un_##OP##_##dt(char **p, const int64_t *s, int64_t n, const void *vctx)  \
+#define UN_LOOP(OP, dt) UN_LOOP_A(OP, dt, )
+/* f32/f64 loops get the AVX2 clone; f16/bf16 would call the API header's
+ * conversion helpers out of line from a clone, so they stay plain. */
+#define UN_LOOP_C(OP, dt) UN_LOOP_A(OP, dt, CPU_MATH_CLONES)
+#define UN_LOOP_A(OP, dt, ATTR)                                                          \
+    ATTR static void un_##OP##_##dt(char **p, const int64_t *s, int64_t n, const void *vctx) \
     {                                                                                    \
         typedef DT_##dt##_ST st_t;                                                       \
         typedef DT_##dt##_CT ct_t;                                                       \
@@ -74,7 +85,7 @@ typedef struct unary_ctx {
         }                                                                                \
     }
 
-#define UN_FLOAT(OP) UN_LOOP(OP, f32) UN_LOOP(OP, f64) UN_LOOP(OP, f16) UN_LOOP(OP, bf16)
+#define UN_FLOAT(OP) UN_LOOP_C(OP, f32) UN_LOOP_C(OP, f64) UN_LOOP(OP, f16) UN_LOOP(OP, bf16)
 #define UN_ALL(OP) UN_FLOAT(OP) UN_LOOP(OP, i32) UN_LOOP(OP, i64) UN_LOOP(OP, b8)
 
 UN_ALL(NEG)
