@@ -12,7 +12,9 @@
  * Idle workers spin for a short while (cheap hand-off between consecutive
  * ops) and then sleep on a futex. The caller waits for the last task by
  * spinning (then yielding). Jobs do not nest: a parallel call made from
- * inside a task, or while another thread holds the pool, runs serially.
+ * inside a task, or while another thread holds the pool, finds the busy
+ * flag set and runs serially. (No thread-local state: a dlclosed module
+ * with TLS leaves stale DTV entries that crash LeakSanitizer.)
  *
  * Not for: queues of independent work or anything asynchronous.
  */
@@ -56,7 +58,6 @@ typedef struct cpu_pool {
 } cpu_pool;
 
 static cpu_pool g_pool = {.nthreads = 1, .busy = ATOMIC_FLAG_INIT};
-static _Thread_local int tls_in_job;
 
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val)
 {
@@ -93,7 +94,6 @@ static void *worker_main(void *arg)
 {
     cpu_pool *p = arg;
     uint32_t mygen = atomic_load(&p->gen32);
-    tls_in_job = 1; /* a task that calls em__cpu_parallel runs serially */
     for (;;) {
         uint32_t g = atomic_load_explicit(&p->gen32, memory_order_acquire);
         if (g == mygen && !atomic_load_explicit(&p->stop, memory_order_relaxed)) {
@@ -175,12 +175,11 @@ void em__cpu_parallel(int64_t ntasks, cpu_task_fn fn, void *ctx)
 {
     cpu_pool *p = &g_pool;
     if (ntasks <= 0) return;
-    if (ntasks == 1 || p->nworkers == 0 || tls_in_job || ntasks > (int64_t)UINT32_MAX ||
+    if (ntasks == 1 || p->nworkers == 0 || ntasks > (int64_t)UINT32_MAX ||
         atomic_flag_test_and_set_explicit(&p->busy, memory_order_acquire)) {
         for (int64_t t = 0; t < ntasks; t++) fn(ctx, t);
         return;
     }
-    tls_in_job = 1;
     atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&p->ctx, ctx, memory_order_relaxed);
     atomic_store_explicit(&p->ntasks, ntasks, memory_order_relaxed);
@@ -198,7 +197,6 @@ void em__cpu_parallel(int64_t ntasks, cpu_task_fn fn, void *ctx)
         else
             sched_yield();
     }
-    tls_in_job = 0;
     atomic_flag_clear_explicit(&p->busy, memory_order_release);
 }
 
@@ -220,7 +218,7 @@ void em__cpu_parallel_range(int64_t n, int64_t grain, int64_t align, cpu_range_f
 {
     if (n <= 0) return;
     int nt = g_pool.nthreads;
-    if (grain <= 0 || n < grain || nt <= 1 || tls_in_job) {
+    if (grain <= 0 || n < grain || nt <= 1) {
         fn(ctx, 0, n);
         return;
     }
