@@ -69,14 +69,23 @@ typedef enum em_op {
     EM_OP_FILL = 1,        /* out[0] = scalar[0] (cast to out dtype); no inputs */
     EM_OP_COPY = 2,        /* out[0] = in[0], same dtype and shape, any strides */
     EM_OP_CAST = 3,        /* out[0] = (out dtype) in[0]; key: in[0] dtype.
-                              float->int truncates toward zero, ->bool is != 0 */
+                              float->int truncates toward zero and saturates
+                              at the int's range, NaN -> 0 (C leaves these
+                              undefined; every backend must agree); ->bool
+                              is != 0 (NaN -> true); ->f16/bf16 rounds to
+                              nearest even */
     EM_OP_ARANGE = 4,      /* out[0][i] = scalar[0] + i * scalar[1] (computed in
                               double, then cast); 1-D contiguous out */
     EM_OP_LINSPACE = 5,    /* 1-D out of n = shape[0] values: step = (end-start)/
                               (n-1) with start=scalar[0], end=scalar[1];
-                              i < n/2: start + i*step, else end - (n-1-i)*step */
+                              i < n/2: start + i*step, else end - (n-1-i)*step
+                              (so both ends are exact); n == 1 gives start */
     EM_OP_RAND_UNIFORM = 6,/* out[0] uniform in [scalar[0], scalar[1]) from the
-                              Philox stream (seed, offset) described below */
+                              Philox stream (seed, offset) described below;
+                              lo + u*(hi-lo) is computed in double and then
+                              rounded to the dtype: exact and < 1 for [0,1);
+                              for other bounds rounding may rarely give hi,
+                              as in PyTorch */
     EM_OP_RAND_NORMAL = 7, /* out[0] normal(mean scalar[0], std scalar[1]) */
     EM_OP_RANDINT = 8,     /* out[0] integers in [ints[0], ints[1]) */
 
@@ -134,7 +143,10 @@ typedef enum em_op {
     EM_OP_MIN = 83,
     EM_OP_ARGMAX = 84,      /* exactly one dim reduced, or every dim (then the
                                index is into the row-major flattening); out i64;
-                               first occurrence wins; NaN counts as the max */
+                               first occurrence wins; NaN counts as the max.
+                               (A backend that accepts several reduced dims
+                               returns the row-major position within the
+                               reduced sub-block; the core never asks.) */
     EM_OP_ARGMIN = 85,
     EM_OP_VAR = 86,         /* float only; divisor N - flag (flag 0 or 1) */
     EM_OP_STD = 87,
@@ -159,14 +171,19 @@ typedef enum em_op {
     EM_OP_SCATTER_ADD = 123,/* in[0] src, in[1] index (src's shape); out already
                                holds the destination's values and is updated
                                in place: out[..index[..]..] += src[..] */
-    EM_OP_ONE_HOT = 124,    /* in[0] index (i32/i64); out i64 [..., ints[0]],
-                               pre-zeroed by nothing: the kernel writes all */
+    EM_OP_ONE_HOT = 124,    /* in[0] index (i32/i64); out i64 [..., C] where
+                               C is out's last dim (the class count; the core
+                               computed it); out is not pre-zeroed: the
+                               kernel writes every element */
 
     EM_OP_COUNT_HINT = 256  /* op ids are below this (for lookup arrays) */
 } em_op;
 
 /* Index errors (gather/index_select/scatter_add/one_hot with an index out of
- * range) must return EM_ERR_INDEX with a message naming the index. */
+ * range) must return EM_ERR_INDEX with a message naming the index. Indices
+ * are 0-based and never wrap: a negative index is out of range (as torch).
+ * A kernel that fails this way may have written part of its output; the
+ * core discards that output (scatter_add_ checks indices before writing). */
 
 /* ------------------------------------------------------------------------ */
 /* Descriptors                                                               */

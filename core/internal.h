@@ -54,7 +54,8 @@ struct em_device {
     pthread_mutex_t lock;             /* serialises calls into the plugin     */
 };
 
-/* Loads plugins once (pthread_once); returns the init status. */
+/* Loads plugins once (a mutex and a flag, so em_shutdown can reset it);
+ * returns the init status. */
 EM_INTERNAL em_status em__ensure_init(void);
 /* The CPU device, or NULL (with error set) when the CPU plugin is missing. */
 EM_INTERNAL em_device *em__cpu_device(void);
