@@ -446,6 +446,10 @@ EM_API em_tensor *em_silu(const em_tensor *t);
 EM_API em_tensor *em_softplus(const em_tensor *t, double beta, double threshold);
 EM_API em_tensor *em_square(const em_tensor *t);
 EM_API em_tensor *em_reciprocal(const em_tensor *t);
+/* The error function (torch.erf). */
+EM_API em_tensor *em_erf(const em_tensor *t);
+/* -1, 0 or 1 by the sign of each element (NaN stays NaN); keeps integers. */
+EM_API em_tensor *em_sign(const em_tensor *t);
 
 /* ------------------------------------------------------------------------ */
 /* Reductions. dims: ndims dimension indices; ndims 0 (dims NULL) = all.     */
@@ -525,6 +529,83 @@ EM_API em_status em_copy_(em_tensor *self, const em_tensor *src);
 EM_API em_status em_masked_fill_(em_tensor *self, const em_tensor *mask, double value);
 EM_API em_status em_scatter_add_(em_tensor *self, int dim, const em_tensor *index,
                                  const em_tensor *src);
+
+
+/* ------------------------------------------------------------------------ */
+/* Autograd (reverse mode, as torch.autograd)                                */
+/*                                                                          */
+/* A floating-point leaf marked with em_requires_grad_ makes every op that  */
+/* uses it (with grad mode on) record how its result was made: the result   */
+/* gets a grad_fn and requires grad. em_backward then accumulates d(output)/ */
+/* d(leaf) into each leaf's .grad; em_autograd_grad returns gradients       */
+/* without touching .grad. Gradients of broadcast inputs are summed back to */
+/* the input's shape and cast to its dtype. Integer and bool results carry  */
+/* no gradient. Ties in max/min/maximum/minimum share the gradient equally  */
+/* (as torch.amax). Graph nodes hold the tensors they need ("saved"); an    */
+/* in-place op that changes a saved tensor makes the later backward fail    */
+/* with EM_ERR_STATE naming the op. In-place ops are not recorded: on a     */
+/* tensor that requires grad they are refused while grad mode is on (wrap   */
+/* parameter updates in em_set_grad_enabled(false), as torch.no_grad()).    */
+/* The graph lives as long as its results: releasing them frees it.         */
+/* ------------------------------------------------------------------------ */
+
+/* Marks a leaf as requiring gradients (or not). Floating dtypes only
+ * (EM_ERR_DTYPE). A non-leaf cannot stop requiring grad (EM_ERR_STATE; use
+ * em_detach); asking a non-leaf to require grad is a no-op. */
+EM_API em_status em_requires_grad_(em_tensor *t, bool requires_grad);
+/* True when t requires grad (a marked leaf or a recorded result). */
+EM_API bool em_requires_grad(const em_tensor *t);
+/* True when t has no grad_fn (made by the user, not by a recorded op). */
+EM_API bool em_is_leaf(const em_tensor *t);
+/* The name of the op that made t ("mul", "sum", ...), or NULL for a leaf.
+ * Static string. */
+EM_API const char *em_grad_fn_name(const em_tensor *t);
+/* t's accumulated gradient (same shape, dtype and device as t), or NULL
+ * with no error when none was computed yet. The gradient tensor itself, not
+ * a copy: the caller may update it in place. Ownership rule as usual. */
+EM_API em_tensor *em_grad(const em_tensor *t);
+/* Replaces t's gradient by grad (same shape, dtype, device; retained), or
+ * clears it when grad is NULL (torch: t.grad = None). */
+EM_API em_status em_set_grad(em_tensor *t, const em_tensor *grad);
+/* Fills t's gradient with zeros in place (keeping its memory); no-op when
+ * t has none. A gradient with a graph (create_graph) is cleared instead. */
+EM_API em_status em_zero_grad(em_tensor *t);
+/* A view of t's data that requires no grad and has no history. */
+EM_API em_tensor *em_detach(const em_tensor *t);
+
+/* Grad mode, per thread, on by default. Returns the previous setting, so
+ *   bool prev = em_set_grad_enabled(false); ... em_set_grad_enabled(prev);
+ * is torch.no_grad(). With grad mode off nothing is recorded. */
+EM_API bool em_set_grad_enabled(bool enabled);
+EM_API bool em_is_grad_enabled(void);
+/* Anomaly mode (all threads, off by default): every gradient a backward
+ * formula produces is checked, and the first NaN or Inf fails the backward
+ * with EM_ERR_STATE naming the op whose backward produced it. Slow: it
+ * reads each gradient to the host. */
+EM_API void em_set_anomaly_enabled(bool enabled);
+EM_API bool em_is_anomaly_enabled(void);
+
+/* Backpropagates from output, accumulating into the .grad of every leaf
+ * that requires grad. grad_output is d(something)/d(output) with output's
+ * shape; NULL means 1 and is only valid for a one-element output. The
+ * graph's saved tensors are freed unless retain_graph (a second backward
+ * through a freed graph is EM_ERR_STATE). create_graph records the backward
+ * pass itself, so the gradients have a graph (second derivatives); it
+ * implies retain_graph. Note that a create_graph gradient stored in .grad
+ * refers back to the leaf: clear it (em_set_grad(t, NULL)) to free both. */
+EM_API em_status em_backward(const em_tensor *output, const em_tensor *grad_output,
+                             bool retain_graph, bool create_graph);
+/* torch.autograd.grad: the gradients of the outputs (weighted by
+ * grad_outputs, which may be NULL or hold NULLs for one-element outputs)
+ * with respect to each input, written to grads[0..n_inputs-1] (ownership
+ * rule as usual); .grad is not touched and only the part of the graph
+ * that leads to the inputs runs. Inputs must require grad; an input the
+ * outputs do not depend on is EM_ERR_INVALID_ARG unless allow_unused
+ * (then its entry is NULL). On failure every grads[i] is NULL. */
+EM_API em_status em_autograd_grad(int n_outputs, const em_tensor *const *outputs,
+                                  const em_tensor *const *grad_outputs, int n_inputs,
+                                  const em_tensor *const *inputs, em_tensor **grads,
+                                  bool retain_graph, bool create_graph, bool allow_unused);
 
 #ifdef __cplusplus
 }

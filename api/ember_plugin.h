@@ -50,7 +50,7 @@ extern "C" {
 #endif
 
 #define EM_PLUGIN_ABI_MAJOR 1
-#define EM_PLUGIN_ABI_MINOR 0
+#define EM_PLUGIN_ABI_MINOR 1 /* 1.1 added EM_OP_ERF, EM_OP_SIGN */
 #define EM_PLUGIN_ENTRY_NAME "em_plugin_init"
 
 #if defined(__GNUC__)
@@ -133,6 +133,9 @@ typedef enum em_op {
                                x*beta > threshold ? x : log1p(exp(beta x))/beta */
     EM_OP_SQUARE = 64,
     EM_OP_RECIPROCAL = 65,
+    EM_OP_ERF = 66,         /* ABI 1.1; float only */
+    EM_OP_SIGN = 67,        /* ABI 1.1; -1, 0 or 1 (NaN stays NaN); every dtype
+                               (bool: x) */
 
     /* --- reductions: out[0] has in[0]'s ndim with size 1 in every reduced
      *     dim (keepdim form; the core reshapes afterwards). reduce_mask bit d

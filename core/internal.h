@@ -135,6 +135,10 @@ struct em_tensor {
     int64_t strides[EM_MAX_DIMS];
     int64_t offset;                   /* in elements                          */
     int64_t numel;
+    /* autograd (autograd.c); false/NULL for plain tensors */
+    bool requires_grad;               /* a leaf marked so, or a recorded result */
+    struct em_node *grad_fn;          /* strong; NULL for leaves              */
+    struct em_tensor *grad;           /* a leaf's accumulated gradient; strong*/
 };
 
 /* A new tensor with fresh contiguous storage on dev (uninitialised). Its one
@@ -146,6 +150,8 @@ EM_INTERNAL em_tensor *em__alloc(em_device *dev, em_dtype dtype, int ndim, const
  * reference belongs to the caller, like em__alloc. */
 EM_INTERNAL em_tensor *em__make_view(const em_tensor *t, int ndim, const int64_t *shape,
                                      const int64_t *strides, int64_t offset);
+/* Frees a tensor's autograd state (grad_fn, grad); autograd.c. */
+EM_INTERNAL void em__ag_tensor_free(em_tensor *t);
 /* Hands a freshly created tensor (refcount 1) to the current scope, if any. */
 EM_INTERNAL em_tensor *em__own(em_tensor *t);
 EM_INTERNAL void em__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);

@@ -5,7 +5,7 @@
  * applies broadcasting and type promotion, allocates the result and hands
  * descriptors to em__run_op. No arithmetic happens here.
  */
-#include "internal.h"
+#include "autograd.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -102,6 +102,7 @@ static em_tensor *binary(const char *name, int op, const em_tensor *a, const em_
     }
     em_tensor_release(ca);
     em_tensor_release(cb);
+    if (kind != BIN_COMPARE) out = em__grad_binary(op, a, b, out);
     return em__own(out);
 }
 
@@ -119,6 +120,7 @@ static em_tensor *binary_scalar(const char *name, int op, const em_tensor *t, do
     em_tensor *out = run_fresh(name, op, in, 1, kind == BIN_COMPARE ? EM_BOOL : ct, t->ndim,
                                t->shape, &p);
     em_tensor_release(c);
+    if (kind != BIN_COMPARE) out = em__grad_binary_scalar(op, t, s, out);
     return em__own(out);
 }
 
@@ -193,7 +195,7 @@ em_tensor *em_where(const em_tensor *cond, const em_tensor *a, const em_tensor *
     }
     em_tensor_release(ca);
     em_tensor_release(cb);
-    return em__own(out);
+    return em__own(em__grad_where(cond, a, b, out));
 }
 
 static em_dtype clamp_dtype(em_dtype t, double lo, double hi)
@@ -220,7 +222,7 @@ em_tensor *em_clamp(const em_tensor *t, double lo, double hi)
     const em_tensor *in[1] = {c};
     em_tensor *out = run_fresh(name, EM_OP_CLAMP, in, 1, c->dtype, t->ndim, t->shape, &p);
     em_tensor_release(c);
-    return em__own(out);
+    return em__own(em__grad_clamp(t, lo, hi, out));
 }
 
 static bool broadcasts_to(const em_tensor *src, const em_tensor *dst)
@@ -256,7 +258,8 @@ em_tensor *em_masked_fill(const em_tensor *t, const em_tensor *mask, double valu
     em_op_params p = base_params;
     p.scalar[0] = value;
     const em_tensor *in[2] = {t, mask};
-    return em__own(run_fresh(name, EM_OP_MASKED_FILL, in, 2, t->dtype, t->ndim, t->shape, &p));
+    em_tensor *out = run_fresh(name, EM_OP_MASKED_FILL, in, 2, t->dtype, t->ndim, t->shape, &p);
+    return em__own(em__grad_masked_fill(t, mask, out));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -279,7 +282,7 @@ static em_tensor *unary_p(const char *name, int op, const em_tensor *t, unary_ki
     const em_tensor *in[1] = {c};
     em_tensor *out = run_fresh(name, op, in, 1, ct, t->ndim, t->shape, p);
     em_tensor_release(c);
-    return em__own(out);
+    return em__own(em__grad_unary(op, t, p, out));
 }
 
 #define UNARY(fn, op, kind)                                                   \
@@ -299,6 +302,8 @@ UNARY(em_relu, EM_OP_RELU, UN_KEEP_INT)
 UNARY(em_silu, EM_OP_SILU, UN_FLOAT)
 UNARY(em_square, EM_OP_SQUARE, UN_KEEP_INT)
 UNARY(em_reciprocal, EM_OP_RECIPROCAL, UN_FLOAT)
+UNARY(em_erf, EM_OP_ERF, UN_FLOAT)
+UNARY(em_sign, EM_OP_SIGN, UN_KEEP_INT)
 
 em_tensor *em_gelu(const em_tensor *t, bool approximate_tanh)
 {
@@ -337,6 +342,7 @@ static em_status inplace(const char *name, int op, em_tensor *self, const em_ten
                          em_dtype ct, const em_op_params *p)
 {
     if (em__check_writable(name, self) != EM_OK) return em_last_status();
+    if (em__ag_check_inplace(name, self, other) != EM_OK) return em_last_status();
     if (!can_store(ct, self->dtype))
         return em__fail(EM_ERR_DTYPE, "%s: result type %s cannot be stored in a %s tensor in place",
                         name, em_dtype_name(ct), em_dtype_name(self->dtype));
@@ -428,6 +434,7 @@ em_status em_masked_fill_(em_tensor *self, const em_tensor *mask, double value)
     if (!mask) return em__null_arg(name, "mask");
     if (check_mask(name, self, mask) != EM_OK) return em_last_status();
     if (em__check_writable(name, self) != EM_OK) return em_last_status();
+    if (em__ag_check_inplace(name, self, NULL) != EM_OK) return em_last_status();
     if (self->numel == 0) return EM_OK;
     em_op_params p = base_params;
     p.scalar[0] = value;

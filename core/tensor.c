@@ -298,6 +298,9 @@ em_tensor *em__alloc(em_device *dev, em_dtype dtype, int ndim, const int64_t *sh
     em__contiguous_strides(ndim, shape, t->strides);
     t->offset = 0;
     t->numel = numel;
+    t->requires_grad = false;
+    t->grad_fn = NULL;
+    t->grad = NULL;
     return t;
 }
 
@@ -320,6 +323,9 @@ em_tensor *em__make_view(const em_tensor *base, int ndim, const int64_t *shape,
     }
     t->offset = offset;
     t->numel = em__numel(ndim, shape);
+    t->requires_grad = false;
+    t->grad_fn = NULL;
+    t->grad = NULL;
     return t;
 }
 
@@ -333,6 +339,7 @@ void em_tensor_release(em_tensor *t)
 {
     if (!t) return;
     if (atomic_fetch_sub_explicit(&t->refcount, 1, memory_order_acq_rel) != 1) return;
+    if (t->grad_fn || t->grad) em__ag_tensor_free(t);
     storage_release(t->storage);
     free(t);
 }

@@ -483,6 +483,8 @@ static const em_kernel_entry g_kernels[] = {
     KF(EM_OP_SOFTPLUS, em__cpu_k_unary),
     KA(EM_OP_SQUARE, em__cpu_k_unary),
     KF(EM_OP_RECIPROCAL, em__cpu_k_unary),
+    KF(EM_OP_ERF, em__cpu_k_unary),
+    KA(EM_OP_SIGN, em__cpu_k_unary),
     /* reductions */
     KA(EM_OP_SUM, em__cpu_k_reduce),
     KF(EM_OP_MEAN, em__cpu_k_reduce),
