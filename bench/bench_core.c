@@ -3,6 +3,8 @@
  * machine it runs on.
  *
  * Measures, in one run and on the CPU device:
+ *   - autograd overhead: a 16-element add recorded and backpropagated (us
+ *     per step, gradients accumulated into both inputs);
  *   - dispatch latency of a 16-element f32 em_add (us per op), with the result
  *     released each time and inside a scope;
  *   - the machine's f32 FMA peak (hand-written AVX-512 or AVX2+FMA loop on
@@ -105,7 +107,7 @@ static struct results {
     int cores;
     double load_at_start; /* 1-minute load average before measuring */
     const char *isa;
-    stat3 add16_release, add16_scope;
+    stat3 add16_release, add16_scope, add16_backward;
     stat3 fma_peak;
     int mm_sizes[4];
     stat3 matmul[4];
@@ -116,7 +118,7 @@ static struct results {
 static struct peer {
     int ran;
     char version[64];
-    stat3 add16, matmul[4], add16m, add16m_inplace;
+    stat3 add16, add16_backward, matmul[4], add16m, add16m_inplace;
 } P;
 
 /* ---------------------------------------------------------------------- */
@@ -161,6 +163,27 @@ static void bench_dispatch(em_device *cpu)
     }
     if (!ember_failed("dispatch: em_add in a scope"))
         R.add16_scope = stats_of(samples, reps);
+
+    /* Variant 3: autograd. a and b require grad; each step records the add,
+     * backpropagates a given gradient of ones and accumulates into a.grad
+     * and b.grad (torch: c = a + b; c.backward(g)). */
+    em_tensor *g = em_ones(EM_F32, EM_SHAPE(16), cpu);
+    em_requires_grad_(a, true);
+    em_requires_grad_(b, true);
+    const int bw_iters = iters / 10;
+    for (int r = -1; r < reps; r++) {
+        double t0 = now_s();
+        for (int i = 0; i < bw_iters; i++) {
+            em_scope_begin();
+            em_backward(em_add(a, b), g, false, false);
+            em_scope_end();
+        }
+        if (r >= 0)
+            samples[r] = (now_s() - t0) / bw_iters * 1e6;
+    }
+    em_tensor_release(g);
+    if (!ember_failed("dispatch: em_add + em_backward"))
+        R.add16_backward = stats_of(samples, reps);
 done:
     em_tensor_release(a);
     em_tensor_release(b);
@@ -542,6 +565,7 @@ static void run_pytorch(void)
     if (v && (v = strchr(v, ':')) && (v = strchr(v, '"')))
         sscanf(v + 1, "%63[^\"]", P.version);
     P.add16 = json_stat(buf, "add16_us");
+    P.add16_backward = json_stat(buf, "add16_backward_us");
     char key[32];
     for (int s = 0; s < 4; s++) {
         snprintf(key, sizeof key, "matmul%d_gflops", R.mm_sizes[s]);
@@ -602,6 +626,12 @@ static void print_table(void)
     snprintf(r->peer, sizeof r->peer, "%s", na);
     snprintf(r->met, sizeof r->met, "%s", !R.add16_scope.valid ? "-"
              : R.add16_scope.median <= 0.3 ? "yes" : "NO");
+
+    r = ROW("em_add 16 f32 + backward (us/step)", "", "", "", "");
+    fmt_stat(r->ember, sizeof r->ember, R.add16_backward, 2);
+    fmt_stat(r->peer, sizeof r->peer, P.add16_backward, 2);
+    if (!P.ran)
+        snprintf(r->peer, sizeof r->peer, "n/a");
 
     r = ROW("FMA peak f32 (GFLOP/s)", "", "", "", "");
     fmt_stat(r->ember, sizeof r->ember, R.fma_peak, 1);
@@ -709,6 +739,7 @@ static int write_json(const char *path)
     fprintf(f, "  \"ember\": {\n");
     json_stat_out(f, "add16_release_us", R.add16_release, 0);
     json_stat_out(f, "add16_scope_us", R.add16_scope, 0);
+    json_stat_out(f, "add16_backward_us", R.add16_backward, 0);
     json_stat_out(f, "fma_peak_gflops", R.fma_peak, 0);
     char key[40];
     for (int s = 0; s < 4; s++) {
@@ -722,6 +753,7 @@ static int write_json(const char *path)
     if (P.ran) {
         fprintf(f, ",\n  \"pytorch\": {\n    \"torch_version\": \"%s\",\n", P.version);
         json_stat_out(f, "add16_us", P.add16, 0);
+        json_stat_out(f, "add16_backward_us", P.add16_backward, 0);
         for (int s = 0; s < 4; s++) {
             snprintf(key, sizeof key, "matmul%d_gflops", R.mm_sizes[s]);
             json_stat_out(f, key, P.matmul[s], 0);

@@ -2,7 +2,8 @@
 """pytorch_core.py — PyTorch eager peer of bench/bench_core.c (ember-bench-core).
 
 Measures the same things the same way (median over repeats after warm-up, with
-p10/p90): 16-element f32 add (us per op), f32 matmul (GFLOP/s) at 256..2048, and
+p10/p90): 16-element f32 add (us per op), the same add + backward (us per
+step), f32 matmul (GFLOP/s) at 256..2048, and
 16M-element f32 add / add_ (GB/s, counting 3 x 64 MiB of traffic). Prints one
 JSON object on stdout and nothing else. Not a test; it asserts nothing.
 
@@ -46,6 +47,23 @@ def bench_add16():
         t0 = time.perf_counter()
         for _ in range(iters):
             torch.add(a, b)
+        samples.append((time.perf_counter() - t0) / iters * 1e6)
+    return stats(samples)
+
+
+def bench_add16_backward():
+    a = torch.rand(16, requires_grad=True)
+    b = torch.rand(16, requires_grad=True)
+    g = torch.ones(16)
+    iters = 2000 if QUICK else 5000
+    reps = 7 if QUICK else 21
+    for _ in range(iters):  # warm-up
+        torch.add(a, b).backward(g)
+    samples = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            torch.add(a, b).backward(g)
         samples.append((time.perf_counter() - t0) / iters * 1e6)
     return stats(samples)
 
@@ -104,6 +122,7 @@ def main():
         "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS", ""),
     }
     res["add16_us"] = bench_add16()
+    res["add16_backward_us"] = bench_add16_backward()
     for n in (256, 512, 1024, 2048):
         res["matmul%d_gflops" % n] = bench_matmul(n)
     res["add16m_gbs"], res["add16m_inplace_gbs"] = bench_add16m()

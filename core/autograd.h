@@ -168,8 +168,54 @@ EM_INTERNAL em_tensor *em__grad_masked_fill(const em_tensor *t, const em_tensor 
                                             em_tensor *out);
 
 /* grad_reduce.c, grad_linalg.c: reductions, softmax, matmul/linear/addmm */
+/* sum/mean/max/min/var/std/logsumexp of t over the dims in mask (bit d:
+ * dim d; any value for a 0-d t); flag is the unbiased flag of var/std.
+ * argmax/argmin and integer results record nothing. */
+EM_INTERNAL em_tensor *em__grad_reduce(int op, const em_tensor *t, uint32_t mask, bool keepdim,
+                                       int flag, em_tensor *out);
+/* softmax/log_softmax (op) along the wrapped dim. */
+EM_INTERNAL em_tensor *em__grad_softmax(int op, const em_tensor *t, int dim, em_tensor *out);
+/* matmul (torch.matmul forms), linear (bias may be NULL), addmm. */
+EM_INTERNAL em_tensor *em__grad_matmul(const em_tensor *a, const em_tensor *b, em_tensor *out);
+EM_INTERNAL em_tensor *em__grad_linear(const em_tensor *x, const em_tensor *weight,
+                                       const em_tensor *bias, em_tensor *out);
+EM_INTERNAL em_tensor *em__grad_addmm(const em_tensor *c, const em_tensor *a, const em_tensor *b,
+                                      em_tensor *out);
 
 /* grad_views.c, grad_data.c: views, contiguous/clone/to/cast, cat/stack/
  * index_select/gather/scatter_add/embedding */
+/* reshape-like views (reshape, view, squeeze, squeeze_all, unsqueeze):
+ * the gradient is g reshaped to t's shape; name is the node's name. */
+EM_INTERNAL em_tensor *em__grad_reshape(const char *name, const em_tensor *t, em_tensor *out);
+/* transpose/permute/T: output dim i is input dim perm[i] (ndim entries). */
+EM_INTERNAL em_tensor *em__grad_permute(const char *name, const em_tensor *t, int ndim,
+                                        const int *perm, em_tensor *out);
+EM_INTERNAL em_tensor *em__grad_expand(const em_tensor *t, em_tensor *out);
+/* slice along the (wrapped) dim from the (normalized) start with step. */
+EM_INTERNAL em_tensor *em__grad_slice(const em_tensor *t, int dim, int64_t start, int64_t step,
+                                      em_tensor *out);
+/* select along the (wrapped) dim at the (non-negative) index. */
+EM_INTERNAL em_tensor *em__grad_select(const em_tensor *t, int dim, int64_t index, em_tensor *out);
+/* contiguous, clone, cast: the gradient is g itself (cast back by the
+ * engine); nothing is recorded when out is t or not floating. */
+EM_INTERNAL em_tensor *em__grad_identity(const char *name, const em_tensor *t, em_tensor *out);
+/* tensor_to: the gradient goes back to t's device. */
+EM_INTERNAL em_tensor *em__grad_to(const em_tensor *t, em_tensor *out);
+/* The gradient of a slice: zeros of (ndim, shape) with g copied into the
+ * elements start, start+step, ... of dim (g's shape elsewhere). Records its
+ * own node (whose backward is the slice) when g requires grad and grad mode
+ * is on. A new reference in scope; NULL with the error set. */
+EM_INTERNAL em_tensor *em__slice_backward(const em_tensor *g, int ndim, const int64_t *shape,
+                                          int dim, int64_t start, int64_t step);
+/* cat along the (wrapped) dim: one edge per input. */
+EM_INTERNAL em_tensor *em__grad_cat(const em_tensor *const *tensors, int n, int dim,
+                                    em_tensor *out);
+/* index_select/gather along the (wrapped) dim; index gets no gradient. */
+EM_INTERNAL em_tensor *em__grad_index_select(const em_tensor *t, int dim, const em_tensor *index,
+                                             em_tensor *out);
+EM_INTERNAL em_tensor *em__grad_gather(const em_tensor *t, int dim, const em_tensor *index,
+                                       em_tensor *out);
+EM_INTERNAL em_tensor *em__grad_scatter_add(const em_tensor *t, int dim, const em_tensor *index,
+                                            const em_tensor *src, em_tensor *out);
 
 #endif /* EMBER_CORE_AUTOGRAD_H */

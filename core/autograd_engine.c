@@ -152,18 +152,25 @@ oom:
     return em__fail(EM_ERR_OUT_OF_MEMORY, "out of host memory collecting the autograd graph");
 }
 
-/* Functional form: a node is useful when it is the grad_fn of a requested
- * input or has an edge to a useful node or to a requested leaf. Nodes are
- * in breadth-first order from the roots, so one backward sweep over the
- * list is not enough in general (an edge may point to an earlier node);
- * iterate to a fixed point, which takes few sweeps on real graphs. */
+static bool is_input_node(const em_node *n, const em_tensor *const *inputs, int n_inputs)
+{
+    for (int k = 0; k < n_inputs; k++)
+        if (inputs[k]->grad_fn == n) return true;
+    return false;
+}
+
+/* Functional form: a node is useful (must run) when it has an edge to a
+ * useful node, to the grad_fn of a requested input or to a requested leaf.
+ * The grad_fn of a requested input only collects its gradient (run_node
+ * captures it before deciding to run): running it would be wasted work and
+ * would fail, or free its saved tensors, for a part of the graph that an
+ * earlier backward already freed. Nodes are in breadth-first order from the
+ * roots, so one backward sweep over the list is not enough in general (an
+ * edge may point to an earlier node); iterate to a fixed point, which takes
+ * few sweeps on real graphs. */
 static void graph_mark_useful(graph *g, const em_tensor *const *inputs, int n_inputs)
 {
     for (int i = 0; i < g->count; i++) g->useful[i] = false;
-    for (int k = 0; k < n_inputs; k++) {
-        int i = inputs[k]->grad_fn ? graph_find(g, inputs[k]->grad_fn) : -1;
-        if (i >= 0) g->useful[i] = true;
-    }
     bool changed = true;
     while (changed) {
         changed = false;
@@ -174,7 +181,8 @@ static void graph_mark_useful(graph *g, const em_tensor *const *inputs, int n_in
                 const em_edge *ed = &n->edges[e];
                 if (ed->node) {
                     int ci = graph_find(g, ed->node);
-                    if (ci >= 0 && g->useful[ci]) g->useful[i] = true;
+                    if (ci >= 0 && (g->useful[ci] || is_input_node(ed->node, inputs, n_inputs)))
+                        g->useful[i] = true;
                 } else if (ed->leaf) {
                     for (int k = 0; k < n_inputs; k++)
                         if (inputs[k] == ed->leaf) g->useful[i] = true;
@@ -249,15 +257,18 @@ static em_status accumulate(em_tensor **slot, em_tensor *g)
 /* Adds g to a leaf's .grad (em_backward). */
 static em_status accumulate_leaf(const pass *ps, em_tensor *leaf, em_tensor *g)
 {
-    if (ps->create_graph || (leaf->grad && leaf->grad->requires_grad)) {
-        return accumulate(&leaf->grad, g); /* out of place: keep the graph intact */
-    }
-    if (!leaf->grad) { /* a private, dense copy the optimizer may update in place */
+    if (!leaf->grad) {
+        /* a private, dense copy the optimizer may update in place, never g
+         * itself (g may be the caller's grad_output or another node's
+         * gradient); in a create_graph pass em_clone records, so the copy
+         * keeps g's graph */
         em_tensor *c = em_clone(g);
         if (!c) return em_last_status();
         leaf->grad = em_tensor_retain(c);
         return EM_OK;
     }
+    if (ps->create_graph || leaf->grad->requires_grad)
+        return accumulate(&leaf->grad, g); /* out of place: keep the graph intact */
     em_status st = em_add_(leaf->grad, g);
     return st;
 }
@@ -310,7 +321,8 @@ static em_status run_node(const pass *ps, graph *gr, int idx, ready_heap *heap)
                 em__error_prefix("%s: in the backward of '%s': ", ps->name, node->name);
         }
     }
-    for (int e = 0; st == EM_OK && e < node->n_edges; e++) {
+    /* only a node that ran has gradients (grad_in_small holds 8 entries) */
+    for (int e = 0; run && st == EM_OK && e < node->n_edges; e++) {
         em_edge *ed = &node->edges[e];
         if (!ed->needed || !grad_in[e]) continue;
         /* reduce to the input's shape and dtype */

@@ -3,8 +3,12 @@
  * scatter_add, embedding, one_hot. Checks shapes, index dtypes and devices,
  * and builds the kernel calls; index range checks happen in the kernels
  * (only they see the values).
+ * cat, index_select, gather and scatter_add record for autograd
+ * (grad_data.c); stack and embedding are built on public ops and record
+ * through them; one_hot has an integer result; scatter_add_ refuses a
+ * tensor that requires grad while grad mode is on.
  */
-#include "internal.h"
+#include "autograd.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -104,7 +108,7 @@ em_tensor *em_cat(const em_tensor *const *tensors, int n, int dim)
         em_tensor_release(out);
         return NULL;
     }
-    return em__own(out);
+    return em__own(em__grad_cat(tensors, n, d, out));
 }
 
 em_tensor *em_stack(const em_tensor *const *tensors, int n, int dim)
@@ -179,7 +183,7 @@ em_tensor *em_index_select(const em_tensor *t, int dim, const em_tensor *index)
     int ndim = t->ndim;
     if (ndim > 0) shape[d] = index->numel;
     em_tensor *out = em__alloc(t->storage->device, t->dtype, ndim, shape);
-    if (!out || out->numel == 0) return em__own(out);
+    if (!out || out->numel == 0) return em__own(em__grad_index_select(t, d, index, out));
     if (t->numel == 0) {
         em__fail(EM_ERR_INDEX, "%s: index into an empty dim", name);
         em_tensor_release(out);
@@ -198,7 +202,7 @@ em_tensor *em_index_select(const em_tensor *t, int dim, const em_tensor *index)
         em_tensor_release(out);
         return NULL;
     }
-    return em__own(out);
+    return em__own(em__grad_index_select(t, d, index, out));
 }
 
 static em_status check_gather_shapes(const char *name, const em_tensor *t, int d,
@@ -230,7 +234,7 @@ em_tensor *em_gather(const em_tensor *t, int dim, const em_tensor *index)
     if (d < 0) return NULL;
     if (check_gather_shapes(name, t, d, index, NULL) != EM_OK) return NULL;
     em_tensor *out = em__alloc(t->storage->device, t->dtype, index->ndim, index->shape);
-    if (!out || out->numel == 0) return em__own(out);
+    if (!out || out->numel == 0) return em__own(em__grad_gather(t, d, index, out));
     em_op_params p = base_params;
     p.dim = d;
     em_tdesc in[2] = {em__desc(t), em__desc(index)}, od = em__desc(out);
@@ -238,7 +242,7 @@ em_tensor *em_gather(const em_tensor *t, int dim, const em_tensor *index)
         em_tensor_release(out);
         return NULL;
     }
-    return em__own(out);
+    return em__own(em__grad_gather(t, d, index, out));
 }
 
 /* out (already holding self's values) += src at index along dim. */
@@ -285,7 +289,7 @@ em_tensor *em_scatter_add(const em_tensor *t, int dim, const em_tensor *index, c
         em_tensor_release(out);
         return NULL;
     }
-    return em__own(out);
+    return em__own(em__grad_scatter_add(t, dim, index, src, out));
 }
 
 em_status em_scatter_add_(em_tensor *self, int dim, const em_tensor *index, const em_tensor *src)
@@ -295,6 +299,7 @@ em_status em_scatter_add_(em_tensor *self, int dim, const em_tensor *index, cons
     if (!index) return em__null_arg(name, "index");
     if (!src) return em__null_arg(name, "src");
     if (em__check_writable(name, self) != EM_OK) return em_last_status();
+    if (em__ag_check_inplace(name, self, src) != EM_OK) return em_last_status();
     em_status st = scatter_add_into(name, self, dim, index, src);
     if (st == EM_OK) self->storage->version++;
     return st;

@@ -4,7 +4,7 @@
  * [B,M,K] x [B,K,N] and LINEAR on [M,K] x [N,K] (+ [M,N] bias), by building
  * strided descriptors (no copies unless batch dims cannot share one stride).
  */
-#include "internal.h"
+#include "autograd.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -172,7 +172,7 @@ em_tensor *em_matmul(const em_tensor *a, const em_tensor *b)
         em_tensor_release(out);
         return NULL;
     }
-    return em__own(out);
+    return em__own(em__grad_matmul(a, b, out));
 }
 
 /* out [M,N] = x [M,K] (strides) . w^T where w is given as [N,K] (strides) + bias. */
@@ -253,7 +253,7 @@ em_tensor *em_linear(const em_tensor *x, const em_tensor *weight, const em_tenso
     em_tensor_release(cx);
     em_tensor_release(cw);
     em_tensor_release(cbias);
-    return em__own(out);
+    return em__own(em__grad_linear(x, weight, bias, out));
 }
 
 em_tensor *em_addmm(const em_tensor *c, const em_tensor *a, const em_tensor *b)
@@ -294,5 +294,5 @@ em_tensor *em_addmm(const em_tensor *c, const em_tensor *a, const em_tensor *b)
     em_tensor_release(ca);
     em_tensor_release(cb);
     em_tensor_release(cc);
-    return em__own(out);
+    return em__own(em__grad_addmm(c, a, b, out));
 }

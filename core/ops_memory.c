@@ -3,8 +3,11 @@
  * fill, copy (within and across devices), cast, contiguous, clone.
  * Also the internal helpers the other ops use for the same (em__fill,
  * em__copy_into, em__cast, em__contiguous, em__transfer).
+ * cast, contiguous, clone and tensor_to record for autograd (grad_views.c);
+ * the in-place ones (copy_, fill_, zero_) refuse a tensor that requires
+ * grad while grad mode is on.
  */
-#include "internal.h"
+#include "autograd.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -107,7 +110,7 @@ em_tensor *em_cast(const em_tensor *t, em_dtype dtype)
         em__fail(EM_ERR_DTYPE, "em_cast: invalid dtype value %d", (int)dtype);
         return NULL;
     }
-    return em__own(em__cast("em_cast", t, dtype));
+    return em__own(em__grad_identity("cast", t, em__cast("em_cast", t, dtype)));
 }
 
 em_tensor *em_contiguous(const em_tensor *t)
@@ -116,7 +119,7 @@ em_tensor *em_contiguous(const em_tensor *t)
         em__null_arg("em_contiguous", "t");
         return NULL;
     }
-    return em__own(em__contiguous("em_contiguous", t));
+    return em__own(em__grad_identity("contiguous", t, em__contiguous("em_contiguous", t)));
 }
 
 em_tensor *em_clone(const em_tensor *t)
@@ -135,7 +138,7 @@ em_tensor *em_clone(const em_tensor *t)
             return NULL;
         }
     }
-    return em__own(out);
+    return em__own(em__grad_identity("clone", t, out));
 }
 
 em_tensor *em_tensor_to(const em_tensor *t, em_device *device)
@@ -156,7 +159,7 @@ em_tensor *em_tensor_to(const em_tensor *t, em_device *device)
         em_tensor_release(out);
         return NULL;
     }
-    return em__own(out);
+    return em__own(em__grad_to(t, out));
 }
 
 em_status em_copy_(em_tensor *self, const em_tensor *src)
@@ -164,6 +167,7 @@ em_status em_copy_(em_tensor *self, const em_tensor *src)
     if (!self) return em__null_arg("em_copy_", "self");
     if (!src) return em__null_arg("em_copy_", "src");
     if (em__check_writable("em_copy_", self) != EM_OK) return em_last_status();
+    if (em__ag_check_inplace("em_copy_", self, src) != EM_OK) return em_last_status();
     em_status st = em__copy_into("em_copy_", self, src);
     if (st == EM_OK) self->storage->version++;
     return st;
@@ -173,6 +177,7 @@ em_status em_fill_(em_tensor *self, double value)
 {
     if (!self) return em__null_arg("em_fill_", "self");
     if (em__check_writable("em_fill_", self) != EM_OK) return em_last_status();
+    if (em__ag_check_inplace("em_fill_", self, NULL) != EM_OK) return em_last_status();
     em_status st = em__fill(self, value);
     if (st == EM_OK) self->storage->version++;
     return st;
@@ -181,5 +186,7 @@ em_status em_fill_(em_tensor *self, double value)
 em_status em_zero_(em_tensor *self)
 {
     if (!self) return em__null_arg("em_zero_", "self");
+    if (em__check_writable("em_zero_", self) != EM_OK) return em_last_status();
+    if (em__ag_check_inplace("em_zero_", self, NULL) != EM_OK) return em_last_status();
     return em_fill_(self, 0.0);
 }

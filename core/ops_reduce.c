@@ -4,7 +4,7 @@
  * chooses dtypes, handles empty inputs (which never reach a kernel) and the
  * keepdim reshape; the kernels see the keepdim form only.
  */
-#include "internal.h"
+#include "autograd.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -121,7 +121,7 @@ static em_tensor *reduce(const char *name, int op, const em_tensor *t, uint32_t 
         return NULL;
     }
     if (!keepdim) drop_reduced(out, mask);
-    return em__own(out);
+    return em__own(em__grad_reduce(op, t, mask, keepdim, flag, out));
 }
 
 static em_tensor *reduce_dims(const char *name, int op, const em_tensor *t, const int *dims,
@@ -221,7 +221,7 @@ static em_tensor *softmax_like(const char *name, int op, const em_tensor *t, int
         em_tensor_release(out);
         return NULL;
     }
-    return em__own(out);
+    return em__own(em__grad_softmax(op, t, d, out));
 }
 
 em_tensor *em_softmax(const em_tensor *t, int dim)

@@ -3,8 +3,10 @@
  * reshape/view, flatten, transpose, permute, T, squeeze, unsqueeze, expand,
  * narrow, slice, select. reshape is the one that may copy (when no view of
  * the requested shape exists). No data is touched here otherwise.
+ * Each view of a tensor that requires grad is recorded (grad_views.c);
+ * flatten and narrow are built on reshape and slice and record through them.
  */
-#include "internal.h"
+#include "autograd.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -18,10 +20,12 @@
         }                                                                     \
     } while (0)
 
-static em_tensor *view_of(const em_tensor *t, int ndim, const int64_t *shape,
+/* A view of t, recorded for autograd as a reshape-like op named `name`
+ * (its gradient is g reshaped to t's shape). */
+static em_tensor *view_of(const char *name, const em_tensor *t, int ndim, const int64_t *shape,
                           const int64_t *strides, int64_t offset)
 {
-    return em__own(em__make_view(t, ndim, shape, strides, offset));
+    return em__own(em__grad_reshape(name, t, em__make_view(t, ndim, shape, strides, offset)));
 }
 
 /* Resolves one -1 in shape against numel; EM_ERR_SHAPE when impossible. */
@@ -114,7 +118,7 @@ em_tensor *em_view(const em_tensor *t, int ndim, const int64_t *shape)
                  em__shape_str(t->ndim, t->strides, b, sizeof b), em__shape_str(ndim, s, c, sizeof c));
         return NULL;
     }
-    return view_of(t, ndim, s, st, t->offset);
+    return view_of("view", t, ndim, s, st, t->offset);
 }
 
 em_tensor *em_reshape(const em_tensor *t, int ndim, const int64_t *shape)
@@ -122,13 +126,13 @@ em_tensor *em_reshape(const em_tensor *t, int ndim, const int64_t *shape)
     CHECK_T("em_reshape");
     int64_t s[EM_MAX_DIMS], st[EM_MAX_DIMS];
     if (!infer_shape("em_reshape", t, ndim, shape, s)) return NULL;
-    if (view_strides(t, ndim, s, st)) return view_of(t, ndim, s, st, t->offset);
+    if (view_strides(t, ndim, s, st)) return view_of("reshape", t, ndim, s, st, t->offset);
     em_tensor *c = em__contiguous("em_reshape", t);
     if (!c) return NULL;
     em__contiguous_strides(ndim, s, st);
     em_tensor *v = em__make_view(c, ndim, s, st, c->offset);
     em_tensor_release(c);
-    return em__own(v);
+    return em__own(em__grad_reshape("reshape", t, v));
 }
 
 em_tensor *em_flatten(const em_tensor *t, int start_dim, int end_dim)
@@ -166,6 +170,7 @@ em_tensor *em_permute(const em_tensor *t, int ndim, const int *dims)
         return NULL;
     }
     int64_t shape[EM_MAX_DIMS], strides[EM_MAX_DIMS];
+    int perm[EM_MAX_DIMS];
     bool seen[EM_MAX_DIMS] = {false};
     for (int i = 0; i < ndim; i++) {
         int d = em__wrap_dim(dims[i], ndim, "em_permute");
@@ -175,16 +180,18 @@ em_tensor *em_permute(const em_tensor *t, int ndim, const int *dims)
             return NULL;
         }
         seen[d] = true;
+        perm[i] = d;
         shape[i] = t->shape[d];
         strides[i] = t->strides[d];
     }
-    return view_of(t, ndim, shape, strides, t->offset);
+    em_tensor *v = em__make_view(t, ndim, shape, strides, t->offset);
+    return em__own(em__grad_permute("permute", t, ndim, perm, v));
 }
 
 em_tensor *em_transpose(const em_tensor *t, int dim0, int dim1)
 {
     CHECK_T("em_transpose");
-    if (t->ndim == 0) return view_of(t, 0, NULL, NULL, t->offset);
+    if (t->ndim == 0) return view_of("transpose", t, 0, NULL, NULL, t->offset);
     int a = em__wrap_dim(dim0, t->ndim, "em_transpose");
     int b = a < 0 ? -1 : em__wrap_dim(dim1, t->ndim, "em_transpose");
     if (a < 0 || b < 0) return NULL;
@@ -193,7 +200,11 @@ em_tensor *em_transpose(const em_tensor *t, int dim0, int dim1)
     memcpy(strides, t->strides, sizeof strides);
     shape[a] = t->shape[b], shape[b] = t->shape[a];
     strides[a] = t->strides[b], strides[b] = t->strides[a];
-    return view_of(t, t->ndim, shape, strides, t->offset);
+    int perm[EM_MAX_DIMS];
+    for (int i = 0; i < t->ndim; i++) perm[i] = i;
+    perm[a] = b, perm[b] = a;
+    em_tensor *v = em__make_view(t, t->ndim, shape, strides, t->offset);
+    return em__own(em__grad_permute("transpose", t, t->ndim, perm, v));
 }
 
 em_tensor *em_T(const em_tensor *t)
@@ -204,7 +215,7 @@ em_tensor *em_T(const em_tensor *t)
                  "em_permute or em_transpose)", t->ndim);
         return NULL;
     }
-    if (t->ndim < 2) return view_of(t, t->ndim, t->shape, t->strides, t->offset);
+    if (t->ndim < 2) return view_of("T", t, t->ndim, t->shape, t->strides, t->offset);
     return em_transpose(t, 0, 1);
 }
 
@@ -213,7 +224,8 @@ em_tensor *em_squeeze(const em_tensor *t, int dim)
     CHECK_T("em_squeeze");
     int d = em__wrap_dim(dim, t->ndim, "em_squeeze");
     if (d < 0) return NULL;
-    if (t->ndim == 0 || t->shape[d] != 1) return view_of(t, t->ndim, t->shape, t->strides, t->offset);
+    if (t->ndim == 0 || t->shape[d] != 1)
+        return view_of("squeeze", t, t->ndim, t->shape, t->strides, t->offset);
     int64_t shape[EM_MAX_DIMS], strides[EM_MAX_DIMS];
     int n = 0;
     for (int i = 0; i < t->ndim; i++) {
@@ -221,7 +233,7 @@ em_tensor *em_squeeze(const em_tensor *t, int dim)
         shape[n] = t->shape[i];
         strides[n++] = t->strides[i];
     }
-    return view_of(t, n, shape, strides, t->offset);
+    return view_of("squeeze", t, n, shape, strides, t->offset);
 }
 
 em_tensor *em_squeeze_all(const em_tensor *t)
@@ -234,7 +246,7 @@ em_tensor *em_squeeze_all(const em_tensor *t)
         shape[n] = t->shape[i];
         strides[n++] = t->strides[i];
     }
-    return view_of(t, n, shape, strides, t->offset);
+    return view_of("squeeze_all", t, n, shape, strides, t->offset);
 }
 
 em_tensor *em_unsqueeze(const em_tensor *t, int dim)
@@ -259,7 +271,7 @@ em_tensor *em_unsqueeze(const em_tensor *t, int dim)
             strides[n++] = t->strides[i];
         }
     }
-    return view_of(t, n, shape, strides, t->offset);
+    return view_of("unsqueeze", t, n, shape, strides, t->offset);
 }
 
 em_tensor *em_expand(const em_tensor *t, int ndim, const int64_t *shape)
@@ -291,7 +303,7 @@ em_tensor *em_expand(const em_tensor *t, int ndim, const int64_t *shape)
             goto bad;
         }
     }
-    return view_of(t, ndim, s, st, t->offset);
+    return em__own(em__grad_expand(t, em__make_view(t, ndim, s, st, t->offset)));
 bad : {
     char a[160], b[160];
     em__fail(EM_ERR_SHAPE, "em_expand: shape %s cannot be expanded to %s",
@@ -325,7 +337,8 @@ em_tensor *em_slice(const em_tensor *t, int dim, int64_t start, int64_t end, int
     memcpy(strides, t->strides, sizeof strides);
     shape[d] = (end - start + step - 1) / step;
     strides[d] = t->strides[d] * step;
-    return view_of(t, t->ndim, shape, strides, t->offset + start * t->strides[d]);
+    em_tensor *v = em__make_view(t, t->ndim, shape, strides, t->offset + start * t->strides[d]);
+    return em__own(em__grad_slice(t, d, start, step, v));
 }
 
 em_tensor *em_narrow(const em_tensor *t, int dim, int64_t start, int64_t length)
@@ -366,5 +379,6 @@ em_tensor *em_select(const em_tensor *t, int dim, int64_t index)
         shape[k] = t->shape[i];
         strides[k++] = t->strides[i];
     }
-    return view_of(t, k, shape, strides, t->offset + index * t->strides[d]);
+    em_tensor *v = em__make_view(t, k, shape, strides, t->offset + index * t->strides[d]);
+    return em__own(em__grad_select(t, d, index, v));
 }

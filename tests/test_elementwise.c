@@ -2,7 +2,7 @@
  * test_elementwise.c — elementwise ops against double-precision references:
  * binary ops (broadcasting, type promotion, every layout), scalar forms and
  * the scalar promotion rule, comparisons, where, clamp, masked_fill, and the
- * unary ops (both gelu forms, softplus with beta/threshold).
+ * unary ops (both gelu forms, softplus with beta/threshold, erf, sign).
  * Not for reductions (test_reduce.c) or in-place forms (test_inplace.c).
  */
 #include "test_util.h"
@@ -589,6 +589,9 @@ static double u_softplus(double x) { return softplus_ref(x, 1, 20); }
 static double u_softplus2(double x) { return softplus_ref(x, 2, 3); }
 static double u_square(double x) { return x * x; }
 static double u_recip(double x) { return 1.0 / x; }
+static double u_erf(double x) { return erf(x); }
+/* -1, 0 or 1; zeros and NaN come back as they are */
+static double u_sign(double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : x; }
 
 static em_tensor *f_gelu(const em_tensor *t) { return em_gelu(t, false); }
 static em_tensor *f_gelu_tanh(const em_tensor *t) { return em_gelu(t, true); }
@@ -614,6 +617,8 @@ static const unop unops[] = {
     {"softplus(2,3)", f_softplus2, u_softplus2, -5, 5, -5, 5, 0, TRANS, 0},
     {"square", em_square, u_square, -10, 10, -50, 50, 1, EXACT, 0},
     {"reciprocal", em_reciprocal, u_recip, 0.1, 10, 1, 20, 0, ARITH, 0},
+    {"erf", em_erf, u_erf, -4, 4, -4, 4, 0, TRANS, 1},
+    {"sign", em_sign, u_sign, -10, 10, -50, 50, 1, EXACT, 0},
 };
 #define N_UNOPS (int)(sizeof unops / sizeof unops[0])
 
@@ -682,6 +687,40 @@ static void test_unary(void)
     tu_compare("relu f32 special values", r = em_relu(t), EM_F32, 1, s6, rrelu, tol_for(EXACT, EM_F32));
     em_tensor_release(r);
     em_tensor_release(t);
+    /* erf and sign: infinities, signed zeros, NaN, tiny values, in every
+     * float dtype (values rounded to the dtype by tu_make first) */
+    for (int di = 0; di < 4; di++) {
+        em_dtype d = tu_float_dtypes[di];
+        double ev[8] = {INFINITY, -INFINITY, 0, -0.0, NAN, 1e-30, -6, 0.5};
+        double rerf[8], rsign[8];
+        int64_t s8[1] = {8};
+        em_tensor *te = tu_make(ev, d, 1, s8, TU_CONTIG);
+        for (int i = 0; i < 8; i++) {
+            rerf[i] = tu_round(erf(ev[i]), d);
+            rsign[i] = u_sign(ev[i]);
+        }
+        char label[64];
+        snprintf(label, sizeof label, "erf %s special values", tu_dt(d));
+        tu_compare(label, r = em_erf(te), d, 1, s8, rerf, tol_for(TRANS, d));
+        em_tensor_release(r);
+        snprintf(label, sizeof label, "sign %s special values", tu_dt(d));
+        tu_compare_exact(label, r = em_sign(te), d, 1, s8, rsign);
+        em_tensor_release(r);
+        em_tensor_release(te);
+    }
+    /* sign of integers: zeros are frequent, the dtype is kept */
+    for (int di = 0; di < 2; di++) {
+        em_dtype d = di ? EM_I64 : EM_I32;
+        double iv[7] = {-3, -1, 0, 1, 2, 0, -2147483647.0}, ri[7];
+        int64_t s7[1] = {7};
+        em_tensor *ti = tu_make(iv, d, 1, s7, TU_CONTIG);
+        for (int i = 0; i < 7; i++) ri[i] = u_sign(iv[i]);
+        char label[64];
+        snprintf(label, sizeof label, "sign %s with zeros", tu_dt(d));
+        tu_compare_exact(label, r = em_sign(ti), d, 1, s7, ri);
+        em_tensor_release(r);
+        em_tensor_release(ti);
+    }
     double lv[4] = {0, -1, 1, INFINITY};
     int64_t s4[1] = {4};
     t = tu_make(lv, EM_F64, 1, s4, TU_CONTIG);
@@ -723,6 +762,7 @@ static void test_int64_exact(void)
     I64_CASE(em_mul_scalar(b, 1), B + 1, B + 1, -B - 2, 1);
     I64_CASE(em_neg(a), -B, -B - 1, B + 3, -((int64_t)1 << 62) - 1);
     I64_CASE(em_abs(a), B, B + 1, B + 3, ((int64_t)1 << 62) + 1);
+    I64_CASE(em_sign(a), 1, 1, -1, 1);
     I64_CASE(em_clamp(a, -1e300, 1e300), B, B + 1, -B - 3, ((int64_t)1 << 62) + 1);
     I64_CASE(em_clamp(a, -INFINITY, INFINITY), B, B + 1, -B - 3, ((int64_t)1 << 62) + 1);
     em_tensor *lt = em_lt(a, b), *eq = em_eq(a, b);

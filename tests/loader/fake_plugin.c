@@ -210,7 +210,7 @@ static void fake_shutdown(void)
 
 static const em_backend_table fake_table = {
     .abi_major = EM_PLUGIN_ABI_MAJOR,
-    .abi_minor = EM_PLUGIN_ABI_MINOR,
+    .abi_minor = 0, /* written for ABI 1.0: an older minor the host must accept */
 #ifdef FAKE_SOFT
     .struct_size = offsetof(em_backend_table, kernel_count) + sizeof(size_t),
 #else
