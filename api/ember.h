@@ -532,6 +532,41 @@ EM_API em_status em_scatter_add_(em_tensor *self, int dim, const em_tensor *inde
 
 
 /* ------------------------------------------------------------------------ */
+/* Tensor dictionaries: ordered (name -> tensor) lists with string metadata, */
+/* the currency of state dicts, checkpoints and optimizer state.             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct em_tensor_dict em_tensor_dict;
+
+/* An empty dictionary; NULL with EM_ERR_OUT_OF_MEMORY. */
+EM_API em_tensor_dict *em_tensor_dict_create(void);
+/* Releases the references the dictionary holds and frees it. NULL: no-op. */
+EM_API void em_tensor_dict_destroy(em_tensor_dict *d);
+/* Stores t under name (copied; any non-empty string), retaining t. An
+ * existing entry of that name is replaced in place (keeping its position);
+ * a new one is appended, so insertion order is kept. */
+EM_API em_status em_tensor_dict_set(em_tensor_dict *d, const char *name, em_tensor *t);
+/* The tensor stored under name (ownership rule as usual: a new reference),
+ * or NULL with EM_ERR_INVALID_ARG naming the missing key. */
+EM_API em_tensor *em_tensor_dict_get(const em_tensor_dict *d, const char *name);
+/* True when name is present. */
+EM_API bool em_tensor_dict_has(const em_tensor_dict *d, const char *name);
+/* Number of entries (-1 for NULL). */
+EM_API int em_tensor_dict_count(const em_tensor_dict *d);
+/* The i-th name (insertion order), borrowed until the dictionary changes;
+ * NULL when out of range. */
+EM_API const char *em_tensor_dict_name(const em_tensor_dict *d, int i);
+/* The i-th tensor (ownership rule as usual), NULL when out of range. */
+EM_API em_tensor *em_tensor_dict_at(const em_tensor_dict *d, int i);
+/* String metadata (saved in a checkpoint's header): set replaces; get gives
+ * the value (borrowed until the dictionary changes) or NULL when absent. */
+EM_API em_status em_tensor_dict_set_meta(em_tensor_dict *d, const char *key, const char *value);
+EM_API const char *em_tensor_dict_get_meta(const em_tensor_dict *d, const char *key);
+EM_API int em_tensor_dict_meta_count(const em_tensor_dict *d);
+/* The i-th metadata key, borrowed; NULL when out of range. */
+EM_API const char *em_tensor_dict_meta_key(const em_tensor_dict *d, int i);
+
+/* ------------------------------------------------------------------------ */
 /* Autograd (reverse mode, as torch.autograd)                                */
 /*                                                                          */
 /* A floating-point leaf marked with em_requires_grad_ makes every op that  */
