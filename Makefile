@@ -4,8 +4,10 @@
 #   make run     build and run the walkthrough demo (build/examples/ember-demo)
 #   make test    build and run the test suite (ctest)
 #   make asan    build build-asan/ with ASan+UBSan (Debug) and run the test suite there
-#   make check   test + asan: what CI (.ci/run) runs
-#   make bench   build and run the core benchmark (BENCH_ARGS="--quick --pytorch --json f")
+#   make fuzz    fuzz the checkpoint loader with libFuzzer for FUZZ_TIME seconds (default 60)
+#   make check   test + asan + fuzz: what CI (.ci/run) runs
+#   make bench   build and run the benchmarks: core ops, the MLP training step, the
+#                DataLoader (BENCH_ARGS="--quick --pytorch" adds PyTorch's figures)
 #   make info    build and show backends and devices (build/tools/ember-info)
 #   make clean   remove build/ and build-asan/
 
@@ -25,7 +27,7 @@ export DEBIAN_FRONTEND := noninteractive
 all: build
 
 help:
-	@sed -n '2,12s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '2,14s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 deps:
 	@scripts/deps.sh
@@ -48,13 +50,46 @@ asan: deps
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(CTEST) --test-dir $(ASAN_DIR) --output-on-failure -j$(CTEST_JOBS)
 
-check: test asan
+check: test asan fuzz
 
 bench: build
 	$(BUILD_DIR)/bench/ember-bench-core $(BENCH_ARGS)
+	$(BUILD_DIR)/bench/ember-bench-mlp $(filter --quick --pytorch,$(BENCH_ARGS))
+	$(BUILD_DIR)/bench/ember-bench-dataloader
 
 info: build
 	$(BUILD_DIR)/tools/ember-info
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+
+# make fuzz        build the safetensors fuzzer (tests/fuzz/) with clang + libFuzzer + ASan +
+#                  UBSan in $(FUZZ_DIR)/ and run it FUZZ_TIME seconds on tests/fuzz/corpus (new
+#                  inputs go to $(FUZZ_DIR)/corpus, crashes to $(FUZZ_DIR)/crash-*; FUZZ_ARGS adds
+#                  libFuzzer flags, e.g. -jobs=4). The library and plugin are instrumented too,
+#                  with the shared ASan runtime (the plugin links with -z defs); libFuzzer's
+#                  libstdc++ loads before that runtime, which is harmless, hence
+#                  verify_asan_link_order=0.
+# make clean-fuzz  remove $(FUZZ_DIR)/ (make clean does too)
+.PHONY: fuzz clean-fuzz
+FUZZ_DIR    ?= build-fuzz
+FUZZ_TIME   ?= 60
+FUZZ_ARGS   ?=
+
+fuzz:
+	@scripts/deps.sh clang libclang-rt-dev
+	rt=$$(dirname "$$(clang -print-file-name=libclang_rt.asan-$$(uname -m).so)") && \
+	$(CMAKE) -S . -B $(FUZZ_DIR) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DEMBER_SANITIZE=ON -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link \
+	  -DCMAKE_SHARED_LINKER_FLAGS=-shared-libasan -DCMAKE_MODULE_LINKER_FLAGS=-shared-libasan \
+	  "-DCMAKE_EXE_LINKER_FLAGS=-shared-libasan -Wl,-rpath,$$rt" $(CMAKE_ARGS)
+	$(CMAKE) --build $(FUZZ_DIR) -j$(JOBS) --target fuzz_safetensors ember-cpu
+	mkdir -p $(FUZZ_DIR)/corpus
+	ASAN_OPTIONS=detect_leaks=1:verify_asan_link_order=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(FUZZ_DIR)/tests/fuzz/fuzz_safetensors -max_total_time=$(FUZZ_TIME) -max_len=4096 \
+	  -dict=tests/fuzz/safetensors.dict -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_ARGS) \
+	  $(FUZZ_DIR)/corpus tests/fuzz/corpus
+
+clean-fuzz:
+	rm -rf $(FUZZ_DIR)
+clean: clean-fuzz

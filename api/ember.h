@@ -519,6 +519,10 @@ EM_API em_status em_sub_(em_tensor *self, const em_tensor *other);
 EM_API em_status em_mul_(em_tensor *self, const em_tensor *other);
 EM_API em_status em_div_(em_tensor *self, const em_tensor *other);
 EM_API em_status em_add_scalar_(em_tensor *self, double s);
+/* self += alpha * other in one pass (torch: self.add_(other, alpha=alpha));
+ * floating self only (EM_ERR_DTYPE); other broadcasts and is cast to self's
+ * dtype. The optimizers' update. */
+EM_API em_status em_add_scaled_(em_tensor *self, const em_tensor *other, double alpha);
 EM_API em_status em_mul_scalar_(em_tensor *self, double s);
 EM_API em_status em_clamp_(em_tensor *self, double lo, double hi);
 EM_API em_status em_relu_(em_tensor *self);

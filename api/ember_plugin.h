@@ -50,7 +50,7 @@ extern "C" {
 #endif
 
 #define EM_PLUGIN_ABI_MAJOR 1
-#define EM_PLUGIN_ABI_MINOR 1 /* 1.1 added EM_OP_ERF, EM_OP_SIGN */
+#define EM_PLUGIN_ABI_MINOR 2 /* 1.1 added EM_OP_ERF, EM_OP_SIGN; 1.2 EM_OP_AXPY */
 #define EM_PLUGIN_ENTRY_NAME "em_plugin_init"
 
 #if defined(__GNUC__)
@@ -98,6 +98,9 @@ typedef enum em_op {
     EM_OP_POW = 24,
     EM_OP_MAXIMUM = 25,    /* NaN propagates */
     EM_OP_MINIMUM = 26,
+    EM_OP_AXPY = 27,       /* ABI 1.2: out = in[0] + scalar[0] * in[1], float
+                              dtypes, the product computed in the compute type
+                              (f32 for f16/bf16); out may alias in[0] */
 
     /* --- comparisons: same operand forms as binary; out dtype is bool --- */
     EM_OP_EQ = 30,

@@ -255,8 +255,20 @@ static em_status accumulate(em_tensor **slot, em_tensor *g)
 }
 
 /* Adds g to a leaf's .grad (em_backward). */
+/* True when g is a dense gradient nobody else can see: its only reference
+ * is the engine's scope and its storage has no other view, no history. */
+static bool sole_owner(const em_tensor *g)
+{
+    return atomic_load(&g->refcount) == 1 && atomic_load(&g->storage->refcount) == 1 &&
+           !g->grad_fn && !g->requires_grad && g->offset == 0 && em_tensor_is_contiguous(g);
+}
+
 static em_status accumulate_leaf(const pass *ps, em_tensor *leaf, em_tensor *g)
 {
+    if (!leaf->grad && sole_owner(g)) { /* a fresh result of a formula: keep it */
+        leaf->grad = em_tensor_retain(g);
+        return EM_OK;
+    }
     if (!leaf->grad) {
         /* a private, dense copy the optimizer may update in place, never g
          * itself (g may be the caller's grad_output or another node's
@@ -325,8 +337,11 @@ static em_status run_node(const pass *ps, graph *gr, int idx, ready_heap *heap)
     for (int e = 0; run && st == EM_OK && e < node->n_edges; e++) {
         em_edge *ed = &node->edges[e];
         if (!ed->needed || !grad_in[e]) continue;
-        /* reduce to the input's shape and dtype */
-        em_tensor *gi = em__sum_to_shape(grad_in[e], ed->ndim, ed->shape);
+        /* reduce to the input's shape and dtype (no new reference when it
+         * already matches, so accumulate_leaf can see a sole owner) */
+        em_tensor *gi = grad_in[e];
+        if (gi->ndim != ed->ndim || memcmp(gi->shape, ed->shape, sizeof(int64_t) * (size_t)ed->ndim))
+            gi = em__sum_to_shape(gi, ed->ndim, ed->shape);
         if (gi && gi->dtype != ed->dtype) gi = em_cast(gi, ed->dtype);
         if (!gi) {
             st = em_last_status();

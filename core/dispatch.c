@@ -57,6 +57,7 @@ static const char *op_name(int op)
     case EM_OP_SQUARE: return "square";
     case EM_OP_RECIPROCAL: return "reciprocal";
     case EM_OP_ERF: return "erf";
+    case EM_OP_AXPY: return "axpy";
     case EM_OP_SIGN: return "sign";
     case EM_OP_SUM: return "sum";
     case EM_OP_MEAN: return "mean";

@@ -408,6 +408,37 @@ em_status em_div_(em_tensor *self, const em_tensor *other) { return inplace_bina
 em_status em_add_scalar_(em_tensor *self, double s) { return inplace_scalar("em_add_scalar_", EM_OP_ADD, self, s); }
 em_status em_mul_scalar_(em_tensor *self, double s) { return inplace_scalar("em_mul_scalar_", EM_OP_MUL, self, s); }
 
+em_status em_add_scaled_(em_tensor *self, const em_tensor *other, double alpha)
+{
+    static const char *name = "em_add_scaled_";
+    if (!self) return em__null_arg(name, "self");
+    if (!other) return em__null_arg(name, "other");
+    const em_tensor *both[2] = {self, other};
+    if (em__same_device(name, both, 2) != EM_OK) return em_last_status();
+    if (!em_dtype_is_float(self->dtype))
+        return em__fail(EM_ERR_DTYPE, "%s: self must be floating, not %s", name,
+                        em_dtype_name(self->dtype));
+    if (em__check_writable(name, self) != EM_OK) return em_last_status();
+    if (em__ag_check_inplace(name, self, other) != EM_OK) return em_last_status();
+    if (!broadcasts_to(other, self)) {
+        char so[160], ss[160];
+        return em__fail(EM_ERR_SHAPE, "%s: other's shape %s does not broadcast to self's %s", name,
+                        em__shape_str(other->ndim, other->shape, so, sizeof so),
+                        em__shape_str(self->ndim, self->shape, ss, sizeof ss));
+    }
+    if (self->numel == 0) return EM_OK;
+    em_tensor *co = em__cast(name, other, self->dtype);
+    if (!co) return em_last_status();
+    em_op_params p = base_params;
+    p.scalar[0] = alpha;
+    em_tdesc in[2] = {em__desc(self), em__desc_broadcast(co, self->ndim, self->shape)};
+    em_tdesc od = em__desc(self);
+    em_status st = em__run_op(name, self->storage->device, EM_OP_AXPY, in, 2, &od, 1, &p);
+    em_tensor_release(co);
+    if (st == EM_OK) self->storage->version++;
+    return st;
+}
+
 em_status em_clamp_(em_tensor *self, double lo, double hi)
 {
     static const char *name = "em_clamp_";

@@ -1,14 +1,20 @@
 /*
  * demo.c — the Ember walkthrough, one section per step (ember-demo).
  *
- * Step 1: tensors — creation, dtypes and shapes, views, elementwise math
- * with broadcasting, reductions, matmul, softmax, argmax, random numbers,
- * and the error idiom. Step 2: autograd — the logistic-regression gradients
- * and a line fit by gradient descent. Later steps (modules, training) add
- * their own section_*() functions called from main().
+ * The path of the seed document, on whatever device EMBER_BACKEND selects:
+ *   1. tensors — creation, dtypes and shapes, views, elementwise math with
+ *      broadcasting, reductions, matmul, softmax, argmax, random numbers,
+ *      and the error idiom;
+ *   2. autograd — the logistic-regression gradients, both ways;
+ *   3. a multilayer network (Sequential of Linear/ReLU, 752 parameters);
+ *   4. the toy data set in a DataLoader (batch 2, shuffled, drop_last);
+ *   5. training with SGD and cross-entropy, accuracy on train and test;
+ *   6. saving the model (safetensors) and loading it into a fresh one.
  *
- * Not a test: it prints what it does and exits 0 when every step worked,
- * 1 when an unexpected error happened (the deliberate one is expected).
+ * It prints what it does and exits 0 when every step worked, 1 when an
+ * unexpected error happened (the deliberate one is expected) or training
+ * missed 100% accuracy or the loaded model predicts differently; CTest runs
+ * it on the default device and on the fake test device.
  *
  * The pattern used throughout:
  *   em_scope_begin();                 // tensors made from here belong to the scope
@@ -17,10 +23,16 @@
  *   em_scope_end();                   // releases everything the scope holds
  */
 #include <ember.h>
+#include <ember_data.h>
+#include <ember_io.h>
+#include <ember_nn.h>
+#include <ember_optim.h>
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------------- */
 /* Small helpers                                                          */
@@ -318,39 +330,133 @@ static int section_autograd(void)
     rc |= check("the logistic-regression gradients");
     em_scope_end();
 
-    heading("Autograd: fitting y = 3x + 2 by gradient descent");
-    em_manual_seed(7);
+    return rc;
+}
+
+/* Step 3: a multilayer network. */
+static em_module *make_mlp(void)
+{
+    return em_nn_sequential((em_module *[]){em_nn_linear(2, 30, true, NULL, NULL), em_nn_relu(),
+                                            em_nn_linear(30, 20, true, NULL, NULL), em_nn_relu(),
+                                            em_nn_linear(20, 2, true, NULL, NULL)},
+                            5);
+}
+
+/* Fraction of rows of x whose argmax(model(x)) equals y; -1 on error. */
+static double accuracy(em_module *model, const em_tensor *x, const em_tensor *y)
+{
+    double acc = -1;
+    bool prev = em_set_grad_enabled(false); /* evaluation records no graph */
     em_scope_begin();
-    em_tensor *x = em_rand(NULL, EM_F32, EM_SHAPE(64), NULL);
-    em_tensor *target = em_add_scalar(em_mul_scalar(x, 3.0), 2.0);
-    em_tensor *w = em_zeros(EM_F32, EM_SHAPE(1), NULL), *c = em_zeros(EM_F32, EM_SHAPE(1), NULL);
-    em_requires_grad_(w, true);
-    em_requires_grad_(c, true);
-    double last = 0;
-    for (int step = 0; step <= 400; step++) {
-        em_scope_begin(); /* everything made in one step is freed at its end */
-        em_tensor *pred = em_add(em_mul(x, w), c);
-        em_tensor *mse = em_mean(em_square(em_sub(pred, target)), NULL, 0, false);
-        em_zero_grad(w);
-        em_zero_grad(c);
-        em_backward(mse, NULL, false, false);
-        bool prev = em_set_grad_enabled(false); /* the update is not part of the graph */
-        em_sub_(w, em_mul_scalar(em_grad(w), 0.5));
-        em_sub_(c, em_mul_scalar(em_grad(c), 0.5));
-        em_set_grad_enabled(prev);
-        em_tensor_item(mse, &last);
-        if (step % 100 == 0) printf("step %3d: mse %.6f\n", step, last);
-        em_scope_end();
-        if (check("a training step")) {
-            rc = 1;
-            break;
+    em_tensor *pred = em_argmax(em_module_forward(model, x), -1, false);
+    em_tensor *hits = em_mean(em_cast(em_eq(pred, y), EM_F32), NULL, 0, false);
+    if (hits && em_tensor_item(hits, &acc) != EM_OK) acc = -1;
+    em_scope_end();
+    em_set_grad_enabled(prev);
+    return acc;
+}
+
+/* Steps 3 to 6: the network, the toy data, training, saving and loading. */
+static int section_training(void)
+{
+    int rc = 0;
+    heading("A multilayer network");
+    em_manual_seed(0); /* the initial weights come from the global generator */
+    em_module *model = make_mlp();
+    if (check("building the network")) return 1;
+    em_module_print(model);
+    printf("trainable parameters: %" PRId64 "\n", em_module_num_parameters(model, true));
+
+    heading("The toy data set and its DataLoader");
+    em_scope_begin();
+    const float xtr[] = {-1.2f, 3.1f, -0.9f, 2.9f, -0.5f, 2.6f, 2.3f, -1.1f, 2.7f, -1.5f};
+    const int64_t ytr[] = {0, 0, 0, 1, 1};
+    const float xte[] = {-0.8f, 2.8f, 2.6f, -1.6f};
+    const int64_t yte[] = {0, 1};
+    em_device *dev = em_device_default();
+    em_tensor *x_train = em_tensor_from_data(xtr, EM_F32, EM_SHAPE(5, 2), dev);
+    em_tensor *y_train = em_tensor_from_data(ytr, EM_I64, EM_SHAPE(5), dev);
+    em_tensor *x_test = em_tensor_from_data(xte, EM_F32, EM_SHAPE(2, 2), dev);
+    em_tensor *y_test = em_tensor_from_data(yte, EM_I64, EM_SHAPE(2), dev);
+    em_dataset *ds = em_tensor_dataset_create(2, (em_tensor *const[]){x_train, y_train});
+    em_dataloader_options lo = {.batch_size = 2, .shuffle = true, .num_workers = 0,
+                                .drop_last = true, .device = dev, .seed = 1};
+    em_dataloader *loader = ds ? em_dataloader_create(ds, &lo) : NULL;
+    em_dataset_destroy(ds); /* the loader keeps its own reference */
+    show("X_train", x_train);
+    show("y_train", y_train);
+    if (loader)
+        printf("DataLoader: batch_size 2, shuffle, num_workers 0, drop_last: %" PRId64
+               " batches per epoch\n",
+               em_dataloader_len(loader));
+    rc |= check("the data set and loader");
+
+    heading("Training: SGD (lr 0.5), cross-entropy, 3 epochs");
+    em_tensor_dict *params = em_module_named_parameters(model);
+    em_tensor *plist[8];
+    int np = params ? em_tensor_dict_count(params) : 0;
+    for (int i = 0; i < np && i < 8; i++) plist[i] = em_tensor_dict_at(params, i);
+    em_sgd_options so = em_sgd_defaults(0.5);
+    em_optimizer *opt = params ? em_sgd_create(np, plist, &so) : NULL;
+    rc |= check("the optimizer");
+    for (int epoch = 1; !rc && epoch <= 3; epoch++) {
+        em_tensor *batch[2];
+        em_status st;
+        int b = 0;
+        while ((st = em_dataloader_next(loader, batch)) == EM_OK && batch[0]) {
+            em_scope_begin(); /* one training step; its graph and temporaries end here */
+            em_optimizer_zero_grad(opt, true);
+            em_tensor *loss = em_cross_entropy(em_module_forward(model, batch[0]), batch[1],
+                                               EM_REDUCTION_MEAN, EM_IGNORE_INDEX_DEFAULT, 0.0);
+            double lv = 0;
+            if (em_backward(loss, NULL, false, false) == EM_OK && em_optimizer_step(opt) == EM_OK &&
+                em_tensor_item(loss, &lv) == EM_OK)
+                printf("epoch %d, batch %d: loss %.4f\n", epoch, ++b, lv);
+            em_scope_end();
+            if ((rc = check("a training step"))) break;
         }
+        if (st != EM_OK) rc |= check("the DataLoader");
     }
-    double wv = 0, cv = 0;
-    em_tensor_item(w, &wv);
-    em_tensor_item(c, &cv);
-    printf("learned w = %.3f, b = %.3f (true 3, 2)\n", wv, cv);
-    rc |= check("reading the fit");
+    double acc_train = accuracy(model, x_train, y_train), acc_test = accuracy(model, x_test, y_test);
+    printf("accuracy: train %.0f%%, test %.0f%%\n", 100 * acc_train, 100 * acc_test);
+    rc |= check("evaluating");
+    if (acc_train != 1.0 || acc_test != 1.0) {
+        fprintf(stderr, "ember-demo: expected 100%% accuracy on both sets\n");
+        rc = 1;
+    }
+
+    heading("Saving the model and loading it into a fresh one");
+    char path[256];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(path, sizeof path, "%s/ember-demo-%ld.safetensors", tmp && *tmp ? tmp : "/tmp",
+             (long)getpid());
+    em_tensor_dict *state = em_module_state_dict(model);
+    em_status st = state ? em_save_safetensors(path, state) : em_last_status();
+    em_tensor_dict_destroy(state);
+    em_module *fresh = st == EM_OK ? make_mlp() : NULL; /* different random weights */
+    em_tensor_dict *loaded = fresh ? em_load_safetensors(path, dev) : NULL;
+    if (loaded) st = em_module_load_state_dict(fresh, loaded, true);
+    em_tensor_dict_destroy(loaded);
+    remove(path);
+    rc |= check("saving and loading");
+    if (!rc) {
+        printf("saved %d tensors to %s and loaded them into a new network\n", np, path);
+        bool prev = em_set_grad_enabled(false);
+        em_tensor *p1 = em_module_forward(model, x_test), *p2 = em_module_forward(fresh, x_test);
+        em_tensor *diff = em_max(em_abs(em_sub(p1, p2)), NULL, 0, false);
+        em_set_grad_enabled(prev);
+        show("predictions of the trained network (logits)", p1);
+        show("predictions of the loaded network", p2);
+        double d = -1;
+        em_tensor_item(diff, &d);
+        printf("largest difference: %g (%s)\n", d, d == 0 ? "identical" : "DIFFERENT");
+        rc |= check("comparing predictions") || d != 0;
+    }
+    em_optimizer_destroy(opt);
+    em_tensor_dict_destroy(params);
+    em_dataloader_destroy(loader);
+    em_module_destroy(fresh);
+    em_module_destroy(model);
     em_scope_end();
     return rc;
 }
@@ -369,6 +475,7 @@ int main(void)
     failures += section_random();
     failures += section_errors();
     failures += section_autograd();
+    failures += section_training();
     em_shutdown();
     if (failures) {
         fprintf(stderr, "ember-demo: %d section(s) failed\n", failures);

@@ -158,6 +158,58 @@ static void test_binary_inplace(void)
     em_tensor_release(b);
 }
 
+/* add_scaled_: self += alpha * other in one pass (the optimizers' update). */
+static void test_add_scaled_inplace(void)
+{
+    static const struct { int n; int64_t s[2]; } others[] = {{2, {3, 4}}, {1, {4}}, {2, {3, 1}}, {0, {0}}};
+    static const em_dtype sdts[] = {EM_F32, EM_F64, EM_F16, EM_BF16};
+    static const double alphas[] = {-0.01, 0.5, 3.0};
+    for (int di = 0; di < 4; di++)
+        for (size_t os = 0; os < sizeof others / sizeof others[0]; os++)
+            for (int lay = 0; lay < SELF_LAYOUTS; lay++)
+                for (int ai = 0; ai < 3; ai++) {
+                    em_dtype d = sdts[di], od = os == 1 ? EM_F64 : d; /* one case casts other */
+                    double sv[12], ov[12], ref[12], alpha = alphas[ai];
+                    /* positive values: no cancellation, so the result is within one
+                     * rounding of the compute type whether or not the product is
+                     * fused into the add */
+                    tu_fill(sv, 12, d, 1, 20);
+                    int64_t no = tu_numel(others[os].n, others[os].s);
+                    tu_fill(ov, no, od, 1, 6);
+                    selfbuf S;
+                    if (!make_self(&S, d, sv, lay)) { CHECKF(0, "set-up failed"); free_self(&S); continue; }
+                    em_tensor *other = tu_make(ov, od, others[os].n, others[os].s, os == 0 ? TU_TRANSPOSED : TU_CONTIG);
+                    int64_t idx[2], shp[2] = {3, 4};
+                    for (int i = 0; i < 12; i++) {
+                        sv[i] = tu_round(sv[i], d);
+                        tu_unravel(i, 2, shp, idx);
+                        double o = tu_round(ov[tu_bcast_index(idx, 2, others[os].n, others[os].s)], d);
+                        ref[i] = tu_round(sv[i] + alpha * o, d);
+                    }
+                    char label[200], sb[32];
+                    snprintf(label, sizeof label, "add_scaled_ %s self [3,4] %s, other %s%s, alpha %g",
+                             tu_dt(d), self_names[lay], tu_dt(od),
+                             tu_shape_str(others[os].n, others[os].s, sb, sizeof sb), alpha);
+                    em_clear_error();
+                    em_status st = other ? em_add_scaled_(S.self, other, alpha) : EM_ERR_INTERNAL;
+                    CHECKF(st == EM_OK, "%s returned %s", label, em_status_str(st));
+                    em_clear_error();
+                    check_base(label, &S, d, ref, tol_of(d, 0));
+                    em_tensor_release(other);
+                    free_self(&S);
+                }
+    /* integer self: refused, unchanged */
+    em_tensor *a = em_zeros(EM_I64, EM_SHAPE(3), NULL), *b = em_ones(EM_F32, EM_SHAPE(3), NULL);
+    CHECK_STATUS(em_add_scaled_(a, b, 2.0), EM_ERR_DTYPE);
+    em_tensor *c = em_zeros(EM_F32, EM_SHAPE(3, 1), NULL), *e = em_ones(EM_F32, EM_SHAPE(3, 4), NULL);
+    CHECK_STATUS(em_add_scaled_(c, e, 2.0), EM_ERR_SHAPE);
+    CHECK_STATUS(em_add_scaled_(NULL, e, 2.0), EM_ERR_NULL_ARG);
+    em_tensor_release(a);
+    em_tensor_release(b);
+    em_tensor_release(c);
+    em_tensor_release(e);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Scalar and unary in-place ops                                             */
 /* ------------------------------------------------------------------------ */
@@ -315,6 +367,7 @@ int main(void)
 {
     tu_init("test_inplace");
     test_binary_inplace();
+    test_add_scaled_inplace();
     test_scalar_inplace();
     test_inplace_null();
     test_inplace_chain();

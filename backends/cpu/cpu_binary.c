@@ -11,6 +11,8 @@
  * with stride 0 — except for f16/bf16, where the scalar stays an f32 (as
  * PyTorch keeps it in its opmath type) and dedicated loops read it.
  *
+ * Also axpy (out = x + alpha y, the optimizers' update).
+ *
  * Not for: unary ops (cpu_unary.c), copies and casts (cpu_copy.c).
  */
 #include "cpu_internal.h"
@@ -270,6 +272,58 @@ em_status em__cpu_k_binary(void *dev, const em_op_call *c)
         return EM_OK;
     }
     return run_binary_like(c, fn, dt, grain);
+}
+
+/* ---------------- axpy: out = x + alpha * y ------------------------------ */
+
+#define AXPY_LOOP(dt)                                                                    \
+    static void axpy_##dt(char **p, const int64_t *s, int64_t n, const void *ctx)        \
+    {                                                                                    \
+        typedef DT_##dt##_ST st_t;                                                       \
+        typedef DT_##dt##_CT ct_t;                                                       \
+        const ct_t alpha = (ct_t)(*(const double *)ctx);                                 \
+        const int64_t es = (int64_t)sizeof(st_t);                                        \
+        if (s[0] == es && s[1] == es && s[2] == es) {                                    \
+            st_t *o = (st_t *)p[0];                                                      \
+            const st_t *x = (const st_t *)p[1], *y = (const st_t *)p[2];                 \
+            for (int64_t i = 0; i < n; i++)                                              \
+                o[i] = DT_##dt##_SV(DT_##dt##_LD(x[i]) + alpha * DT_##dt##_LD(y[i]));    \
+            return;                                                                      \
+        }                                                                                \
+        char *o = p[0];                                                                  \
+        const char *x = p[1], *y = p[2];                                                 \
+        for (int64_t i = 0; i < n; i++, o += s[0], x += s[1], y += s[2])                 \
+            *(st_t *)o = DT_##dt##_SV(DT_##dt##_LD(*(const st_t *)x) +                   \
+                                      alpha * DT_##dt##_LD(*(const st_t *)y));           \
+    }
+AXPY_LOOP(f32)
+AXPY_LOOP(f64)
+AXPY_LOOP(f16)
+AXPY_LOOP(bf16)
+
+static const cpu_loop_fn axpy_loops[EM_DTYPE_COUNT] = {axpy_f32, axpy_f64, axpy_f16, axpy_bf16,
+                                                       0, 0, 0};
+
+em_status em__cpu_k_axpy(void *dev, const em_op_call *c)
+{
+    (void)dev;
+    em_status st = em__cpu_check_arity(c, 2, 2, 1);
+    if (st) return st;
+    const em_tdesc *o = &c->out[0], *x = &c->in[0], *y = &c->in[1];
+    int dt = x->dtype;
+    if (!cpu_dtype_valid(dt) || !axpy_loops[dt])
+        return em__cpu_fail(EM_ERR_UNSUPPORTED, "cpu: no axpy kernel for %s", em__cpu_dtype_name(dt));
+    if (o->dtype != dt || y->dtype != dt)
+        return em__cpu_fail(EM_ERR_DTYPE, "cpu: axpy dtypes %s, %s -> %s", em__cpu_dtype_name(dt),
+                            em__cpu_dtype_name(y->dtype), em__cpu_dtype_name(o->dtype));
+    if ((st = em__cpu_check_shape("input 0", x, o->ndim, o->shape))) return st;
+    if ((st = em__cpu_check_shape("input 1", y, o->ndim, o->shape))) return st;
+    int64_t es = (int64_t)cpu_dtype_size(dt);
+    double alpha = c->params->scalar[0];
+    cpu_operand ops[3] = {{cpu_ptr(o), o->strides, es}, {cpu_ptr(x), x->strides, es},
+                          {cpu_ptr(y), y->strides, es}};
+    em__cpu_ew_run(3, ops, o->ndim, o->shape, axpy_loops[dt], &alpha, CPU_GRAIN_CHEAP);
+    return EM_OK;
 }
 
 em_status em__cpu_k_compare(void *dev, const em_op_call *c)

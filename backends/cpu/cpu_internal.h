@@ -274,6 +274,7 @@ em_status em__cpu_k_fill(void *dev, const em_op_call *c);
 em_status em__cpu_k_copy(void *dev, const em_op_call *c);
 em_status em__cpu_k_cast(void *dev, const em_op_call *c);
 em_status em__cpu_k_binary(void *dev, const em_op_call *c);
+em_status em__cpu_k_axpy(void *dev, const em_op_call *c);
 em_status em__cpu_k_compare(void *dev, const em_op_call *c);
 em_status em__cpu_k_where(void *dev, const em_op_call *c);
 em_status em__cpu_k_clamp(void *dev, const em_op_call *c);

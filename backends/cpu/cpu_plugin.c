@@ -455,6 +455,7 @@ static const em_kernel_entry g_kernels[] = {
     KA(EM_OP_POW, em__cpu_k_binary),
     KA(EM_OP_MAXIMUM, em__cpu_k_binary),
     KA(EM_OP_MINIMUM, em__cpu_k_binary),
+    KF(EM_OP_AXPY, em__cpu_k_axpy),
     /* comparisons */
     KA(EM_OP_EQ, em__cpu_k_compare),
     KA(EM_OP_NE, em__cpu_k_compare),

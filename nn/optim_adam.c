@@ -1,0 +1,120 @@
+/*
+ * optim_adam.c — torch.optim.Adam and AdamW: options, their checks and the
+ * update of one parameter (bias-corrected moments, amsgrad, L2 or decoupled
+ * weight decay), with public ops on the parameter's device. The order of the
+ * operations follows torch's single-tensor implementation, so results agree
+ * to rounding: denom = sqrt(v) / sqrt(1 - beta2^t) + eps,
+ * p -= (lr / (1 - beta1^t)) * m / denom.
+ */
+#include "optim_internal.h"
+
+#include <math.h>
+
+em_adam_options em_adam_defaults(double lr)
+{
+    em_adam_options o = {lr, 0.9, 0.999, 1e-8, 0.0, false};
+    return o;
+}
+
+em_adam_options em_adamw_defaults(double lr)
+{
+    em_adam_options o = {lr, 0.9, 0.999, 1e-8, 0.01, false};
+    return o;
+}
+
+static em_status bad(const char *fn, const char *name, double v, const char *rule)
+{
+    return em__fail(EM_ERR_INVALID_ARG, "%s: %s = %g is invalid; it must be %s", fn, name, v, rule);
+}
+
+em_status em__adam_check(const char *fn, const em__optim_hparams *h)
+{
+    if (!(h->lr >= 0) || !isfinite(h->lr)) return bad(fn, "lr", h->lr, "finite and >= 0");
+    if (!(h->beta1 >= 0 && h->beta1 < 1)) return bad(fn, "beta1", h->beta1, "in [0, 1)");
+    if (!(h->beta2 >= 0 && h->beta2 < 1)) return bad(fn, "beta2", h->beta2, "in [0, 1)");
+    if (!(h->eps >= 0) || !isfinite(h->eps)) return bad(fn, "eps", h->eps, "finite and >= 0");
+    if (!(h->weight_decay >= 0) || !isfinite(h->weight_decay))
+        return bad(fn, "weight_decay", h->weight_decay, "finite and >= 0");
+    return EM_OK;
+}
+
+static em_optimizer *create(const char *fn, em__optim_kind kind, int n, em_tensor *const *params,
+                            const em_adam_options *opt)
+{
+    em_adam_options o = opt ? *opt : kind == EM__OPTIM_ADAMW ? em_adamw_defaults(1e-3)
+                                                             : em_adam_defaults(1e-3);
+    em__optim_hparams h = {0};
+    h.lr = o.lr;
+    h.beta1 = o.beta1;
+    h.beta2 = o.beta2;
+    h.eps = o.eps;
+    h.weight_decay = o.weight_decay;
+    h.amsgrad = o.amsgrad;
+    if (em__adam_check(fn, &h) != EM_OK) return NULL;
+    return em__optim_create(fn, kind, n, params, &h);
+}
+
+em_optimizer *em_adam_create(int n, em_tensor *const *params, const em_adam_options *opt)
+{
+    return create("em_adam_create", EM__OPTIM_ADAM, n, params, opt);
+}
+
+em_optimizer *em_adamw_create(int n, em_tensor *const *params, const em_adam_options *opt)
+{
+    return create("em_adamw_create", EM__OPTIM_ADAMW, n, params, opt);
+}
+
+#define TRY(expr)                                                              \
+    do {                                                                       \
+        if ((expr) != EM_OK) return em_last_status();                          \
+    } while (0)
+
+/* Inside the step's scope, grad mode off. Temporaries belong to the scope. */
+em_status em__adam_update(em_optimizer *o, int i, em_tensor *p, em_tensor *g)
+{
+    const em__optim_hparams *h = &o->h;
+    em_tensor **st = &o->state[i * EM__OPTIM_SLOTS];
+    if (!st[EM__SLOT_EXP_AVG]) {
+        /* lazy state, as torch: zeros on the first step with a gradient; on
+         * failure the slots created so far stay (they are zeros: harmless) */
+        for (int s = 0; s < EM__OPTIM_SLOTS; s++) {
+            if (s == EM__SLOT_MAX_EXP_AVG_SQ && !h->amsgrad) continue;
+            if (!st[s] && !(st[s] = em__optim_new_state(p, NULL))) return em_last_status();
+        }
+        o->steps[i] = 0;
+    } else if (h->amsgrad && !st[EM__SLOT_MAX_EXP_AVG_SQ]) {
+        return em__fail(EM_ERR_INTERNAL, "amsgrad state missing");
+    }
+    em_tensor *m = st[EM__SLOT_EXP_AVG], *v = st[EM__SLOT_EXP_AVG_SQ];
+
+    if (h->weight_decay != 0) {
+        if (o->kind == EM__OPTIM_ADAMW) {
+            TRY(em_mul_scalar_(p, 1.0 - h->lr * h->weight_decay));
+        } else {
+            g = em_add(g, em_mul_scalar(p, h->weight_decay));
+            if (!g) return em_last_status();
+        }
+    }
+    int64_t t = o->steps[i] + 1;
+
+    /* m.lerp_(g, 1 - beta1) = m + (1 - beta1) * (g - m) */
+    TRY(em_add_scaled_(m, em_sub(g, m), 1.0 - h->beta1));
+    /* v.mul_(beta2).addcmul_(g, g, value=1 - beta2) */
+    TRY(em_mul_scalar_(v, h->beta2));
+    TRY(em_add_scaled_(v, em_mul(g, g), 1.0 - h->beta2));
+
+    double bc1 = 1.0 - pow(h->beta1, (double)t);
+    double bc2 = 1.0 - pow(h->beta2, (double)t);
+    double step_size = h->lr / bc1;
+    double bc2_sqrt = sqrt(bc2);
+    em_tensor *vs = v;
+    if (h->amsgrad) {
+        em_tensor *vmax = st[EM__SLOT_MAX_EXP_AVG_SQ];
+        TRY(em_copy_(vmax, em_maximum(vmax, v)));
+        vs = vmax;
+    }
+    em_tensor *denom = em_add_scalar(em_div_scalar(em_sqrt(vs), bc2_sqrt), h->eps);
+    TRY(em_add_scaled_(p, em_div(m, denom), -step_size));
+    o->steps[i] = t;
+    return EM_OK;
+}
