@@ -34,6 +34,9 @@
 
 #define FEATURES 784
 
+/* batches prepared ahead per worker (em_dataloader_options.prefetch_factor; 0 = 2) */
+static int g_prefetch = 0;
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -110,7 +113,8 @@ static int run_epoch(em_dataset *ds, int workers, int64_t batch, em_device *dev,
 {
     em_dataloader *dl = em_dataloader_create(
         ds, &(em_dataloader_options){.batch_size = batch, .shuffle = true, .seed = 1,
-                                     .num_workers = workers, .device = dev});
+                                     .num_workers = workers, .device = dev,
+                                     .prefetch_factor = g_prefetch});
     if (!dl) return 0;
     memset(r, 0, sizeof *r);
     int ok = 1;
@@ -167,6 +171,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--samples") && i + 1 < argc) samples = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--work") && i + 1 < argc) work = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--prefetch") && i + 1 < argc) g_prefetch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--hidden") && i + 1 < argc) hidden = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) device_spec = argv[++i];
         else if (!strcmp(argv[i], "--workers") && i + 1 < argc) {
