@@ -10,7 +10,7 @@
  * backend runs them.
  */
 #include "ember_nn.h"
-#include "internal.h"
+#include "nn_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -19,17 +19,6 @@
 /* ------------------------------------------------------------------------ */
 /* Checks                                                                    */
 /* ------------------------------------------------------------------------ */
-
-static const char *describe(const em_tensor *t, char *buf, size_t cap)
-{
-    int64_t shape[EM_MAX_DIMS];
-    int nd = em_tensor_shape(t, shape);
-    size_t n = (size_t)snprintf(buf, cap, "%s[", em_dtype_name(em_tensor_dtype(t)));
-    for (int i = 0; i < nd && n < cap; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? "," : "", (long long)shape[i]);
-    if (n < cap) snprintf(buf + n, cap - n, "]");
-    return buf;
-}
 
 static em_status check_reduction(const char *fn, em_reduction r)
 {
@@ -45,7 +34,7 @@ static em_status check_float(const char *fn, const char *what, const em_tensor *
     if (em_dtype_is_float(em_tensor_dtype(t))) return EM_OK;
     char d[96];
     return em__fail(EM_ERR_DTYPE, "%s: %s must be floating point, got %s", fn, what,
-                    describe(t, d, sizeof d));
+                    em__nn_describe(t, d, sizeof d));
 }
 
 /* Checks for the elementwise losses: non-NULL, floating, same shape. */
@@ -65,7 +54,7 @@ static em_status check_pair(const char *fn, const char *an, const em_tensor *a, 
     if (!same) {
         char da[96], db[96];
         return em__fail(EM_ERR_SHAPE, "%s: %s %s and %s %s must have the same shape", fn, an,
-                        describe(a, da, sizeof da), bn, describe(b, db, sizeof db));
+                        em__nn_describe(a, da, sizeof da), bn, em__nn_describe(b, db, sizeof db));
     }
     return EM_OK;
 }
@@ -160,11 +149,11 @@ static em_status check_class_target(const char *fn, const char *in_name, const e
     if (ni < 1)
         return em__fail(EM_ERR_SHAPE,
                         "%s: %s must have a class dim ([C], [N, C] or [N, C, d...]), got %s", fn,
-                        in_name, describe(in, a, sizeof a));
+                        in_name, em__nn_describe(in, a, sizeof a));
     int cdim = ni == 1 ? 0 : 1;
     if (si[cdim] == 0)
         return em__fail(EM_ERR_SHAPE, "%s: %s %s has no classes", fn, in_name,
-                        describe(in, a, sizeof a));
+                        em__nn_describe(in, a, sizeof a));
     em_dtype tdt = em_tensor_dtype(target);
     if (allow_probs && em_dtype_is_float(tdt)) {
         bool same = nt == ni;
@@ -173,14 +162,14 @@ static em_status check_class_target(const char *fn, const char *in_name, const e
             return em__fail(EM_ERR_SHAPE,
                             "%s: floating target %s is read as class probabilities and must have "
                             "the shape of %s %s (class indices must be i32 or i64)",
-                            fn, describe(target, b, sizeof b), in_name, describe(in, a, sizeof a));
+                            fn, em__nn_describe(target, b, sizeof b), in_name, em__nn_describe(in, a, sizeof a));
         *probs = true;
         return EM_OK;
     }
     if (tdt != EM_I32 && tdt != EM_I64)
         return em__fail(EM_ERR_DTYPE, "%s: target must hold class indices (i32 or i64)%s, got %s",
                         fn, allow_probs ? " or class probabilities (floating)" : "",
-                        describe(target, b, sizeof b));
+                        em__nn_describe(target, b, sizeof b));
     bool fits = nt == ni - 1;
     for (int i = 0, j = 0; fits && i < ni; i++) {
         if (i == cdim) continue;
@@ -199,7 +188,7 @@ static em_status check_class_target(const char *fn, const char *in_name, const e
         return em__fail(EM_ERR_SHAPE,
                         "%s: target %s does not fit %s %s: class indices need shape %s (%s "
                         "without its class dim %d)",
-                        fn, describe(target, b, sizeof b), in_name, describe(in, a, sizeof a), w,
+                        fn, em__nn_describe(target, b, sizeof b), in_name, em__nn_describe(in, a, sizeof a), w,
                         in_name, cdim);
     }
     return EM_OK;

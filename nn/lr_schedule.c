@@ -149,18 +149,6 @@ void em_lr_scheduler_destroy(em_lr_scheduler *s) { free(s); }
 /* State dict (metadata only)                                                */
 /* ------------------------------------------------------------------------ */
 
-static em_status meta(em_tensor_dict *d, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static em_status meta(em_tensor_dict *d, const char *key, const char *fmt, ...)
-{
-    char buf[64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    return em_tensor_dict_set_meta(d, key, buf);
-}
-
 em_tensor_dict *em_lr_scheduler_state_dict(const em_lr_scheduler *s)
 {
     if (!s) {
@@ -170,15 +158,15 @@ em_tensor_dict *em_lr_scheduler_state_dict(const em_lr_scheduler *s)
     em_tensor_dict *d = em_tensor_dict_create();
     if (!d) return NULL;
     em_status st = em_tensor_dict_set_meta(d, "type", kind_name(s->kind));
-    if (st == EM_OK) st = meta(d, "base_lr", "%.17g", s->base_lr);
-    if (st == EM_OK) st = meta(d, "last_step", "%" PRId64, s->t);
+    if (st == EM_OK) st = em__nn_set_meta_f(d, "base_lr", "%.17g", s->base_lr);
+    if (st == EM_OK) st = em__nn_set_meta_f(d, "last_step", "%" PRId64, s->t);
     if (s->kind == SCHED_STEP) {
-        if (st == EM_OK) st = meta(d, "step_size", "%d", s->step_size);
-        if (st == EM_OK) st = meta(d, "gamma", "%.17g", s->gamma);
+        if (st == EM_OK) st = em__nn_set_meta_f(d, "step_size", "%d", s->step_size);
+        if (st == EM_OK) st = em__nn_set_meta_f(d, "gamma", "%.17g", s->gamma);
     } else {
-        if (st == EM_OK) st = meta(d, "warmup_steps", "%d", s->warmup);
-        if (st == EM_OK) st = meta(d, "total_steps", "%d", s->total);
-        if (st == EM_OK) st = meta(d, "min_lr", "%.17g", s->min_lr);
+        if (st == EM_OK) st = em__nn_set_meta_f(d, "warmup_steps", "%d", s->warmup);
+        if (st == EM_OK) st = em__nn_set_meta_f(d, "total_steps", "%d", s->total);
+        if (st == EM_OK) st = em__nn_set_meta_f(d, "min_lr", "%.17g", s->min_lr);
     }
     if (st != EM_OK) {
         em_tensor_dict_destroy(d);

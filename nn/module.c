@@ -9,7 +9,7 @@
  * a module has a handful of entries and insertion order must be kept.
  */
 #include "ember_nn.h"
-#include "internal.h"
+#include "nn_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,18 +49,6 @@ struct em_module {
 /* A new reference to t that follows the ownership rule (em_cast to t's own
  * dtype returns t itself, retained and handed to the current scope). */
 static em_tensor *own_ref(em_tensor *t) { return em_cast(t, em_tensor_dtype(t)); }
-
-/* "f32[2,3]" into buf. */
-static const char *describe(const em_tensor *t, char *buf, size_t cap)
-{
-    int64_t shape[EM_MAX_DIMS];
-    int nd = em_tensor_shape(t, shape);
-    size_t n = (size_t)snprintf(buf, cap, "%s[", em_dtype_name(em_tensor_dtype(t)));
-    for (int i = 0; i < nd && n < cap; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? "," : "", (long long)shape[i]);
-    if (n < cap) snprintf(buf + n, cap - n, "]");
-    return buf;
-}
 
 static bool same_shape(const em_tensor *a, const em_tensor *b)
 {
@@ -272,7 +260,7 @@ em_status em_module_register_parameter(em_module *m, const char *name, em_tensor
         return em__fail(EM_ERR_DTYPE,
                         "%s(%s): parameter '%s' must be floating point, got %s (use "
                         "em_module_register_buffer for integer state)",
-                        fn, m->type, name, describe(t, d, sizeof d));
+                        fn, m->type, name, em__nn_describe(t, d, sizeof d));
     if (!em_is_leaf(t))
         return em__fail(EM_ERR_INVALID_ARG,
                         "%s(%s): parameter '%s' is the result of an op ('%s'), not a leaf; "
@@ -704,11 +692,11 @@ em_status em_module_load_state_dict(em_module *m, const em_tensor_dict *d, bool 
         if (!same_shape(src[i], have)) {
             if (n_shape++ < LIST_MAX)
                 sb_printf(&shapes, "%s'%s': checkpoint %s, model %s", n_shape > 1 ? "; " : "",
-                          name, describe(src[i], a, sizeof a), describe(have, b, sizeof b));
+                          name, em__nn_describe(src[i], a, sizeof a), em__nn_describe(have, b, sizeof b));
         } else if (em_tensor_dtype(src[i]) != em_tensor_dtype(have)) {
             if (n_dtype++ < LIST_MAX)
                 sb_printf(&dtypes, "%s'%s': checkpoint %s, model %s", n_dtype > 1 ? "; " : "",
-                          name, describe(src[i], a, sizeof a), describe(have, b, sizeof b));
+                          name, em__nn_describe(src[i], a, sizeof a), em__nn_describe(have, b, sizeof b));
         }
     }
     if (strict) {

@@ -266,18 +266,6 @@ static const hp_field *kind_fields(em__optim_kind kind, int *count)
     return adam_fields;
 }
 
-static em_status set_meta_f(em_tensor_dict *d, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static em_status set_meta_f(em_tensor_dict *d, const char *key, const char *fmt, ...)
-{
-    char buf[64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    return em_tensor_dict_set_meta(d, key, buf);
-}
-
 em_tensor_dict *em_optimizer_state_dict(const em_optimizer *opt)
 {
     static const char *fn = "em_optimizer_state_dict";
@@ -288,13 +276,13 @@ em_tensor_dict *em_optimizer_state_dict(const em_optimizer *opt)
     em_tensor_dict *d = em_tensor_dict_create();
     if (!d) return NULL;
     em_status st = em_tensor_dict_set_meta(d, "type", em__optim_kind_name(opt->kind));
-    if (st == EM_OK) st = set_meta_f(d, "param_count", "%d", opt->n);
+    if (st == EM_OK) st = em__nn_set_meta_f(d, "param_count", "%d", opt->n);
     int nf;
     const hp_field *f = kind_fields(opt->kind, &nf);
     for (int k = 0; k < nf && st == EM_OK; k++) {
         const char *base = (const char *)&opt->h + f[k].offset;
         if (f[k].is_bool) st = em_tensor_dict_set_meta(d, f[k].key, *(const bool *)base ? "true" : "false");
-        else st = set_meta_f(d, f[k].key, "%.17g", *(const double *)base);
+        else st = em__nn_set_meta_f(d, f[k].key, "%.17g", *(const double *)base);
     }
     for (int i = 0; i < opt->n && st == EM_OK; i++) {
         for (int s = 0; s < EM__OPTIM_SLOTS && st == EM_OK; s++) {
@@ -309,7 +297,7 @@ em_tensor_dict *em_optimizer_state_dict(const em_optimizer *opt)
         if (st == EM_OK && kind_has_steps(opt->kind) && opt->steps[i] > 0) {
             char key[64];
             snprintf(key, sizeof key, "state.%d.step", i);
-            st = set_meta_f(d, key, "%" PRId64, opt->steps[i]);
+            st = em__nn_set_meta_f(d, key, "%" PRId64, opt->steps[i]);
         }
     }
     if (st != EM_OK) {

@@ -7,7 +7,7 @@
 #define EMBER_NN_OPTIM_INTERNAL_H
 
 #include "ember_optim.h"
-#include "internal.h"
+#include "nn_internal.h"
 
 typedef enum em__optim_kind { EM__OPTIM_SGD, EM__OPTIM_ADAM, EM__OPTIM_ADAMW } em__optim_kind;
 
