@@ -380,6 +380,7 @@ em_device *em_tensor_device(const em_tensor *t) { return t ? t->storage->device 
 bool em_tensor_is_contiguous(const em_tensor *t)
 {
     if (!t) return false;
+    if (t->numel == 0) return true; /* no element is out of place (as torch) */
     int64_t expected = 1;
     for (int i = t->ndim - 1; i >= 0; i--) {
         if (t->shape[i] == 1) continue;
