@@ -5,10 +5,11 @@
 #   scripts/deps.sh [extra-package ...]
 #
 # Runs apt-get non-interactively (root, or through sudo). `apt-get update` runs only
-# when something has to be installed. Not for: Vulkan/CUDA toolchains (not needed yet).
+# when something has to be installed. Not for: the CUDA toolkit (not needed yet).
 set -euo pipefail
 
-packages=(build-essential cmake libopenblas-dev pkg-config "$@")
+packages=(build-essential cmake libopenblas-dev pkg-config
+          mesa-vulkan-drivers libvulkan-dev glslc vulkan-validationlayers "$@")
 
 if ! command -v dpkg >/dev/null 2>&1; then
     echo "deps: not a Debian-like system (no dpkg); install by hand: ${packages[*]}" >&2

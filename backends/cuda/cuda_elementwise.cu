@@ -1,0 +1,577 @@
+/*
+ * cuda_elementwise.cu — elementwise kernels: fill, copy (strided), cast,
+ * the binary ops add .. minimum (and the scalar form), axpy, and the unary
+ * ops neg .. sign.
+ *
+ * One generic strided indexer: the host merges the output's dims (dropping
+ * size-1 dims and joining dims that are contiguous in every operand), then a
+ * grid-stride kernel maps each linear output index to one element offset per
+ * operand (up to 8 dims, any strides including 0 for broadcasting). When
+ * every operand is dense the merged form is one dim of stride 1 and a
+ * division-free kernel runs. Semantics follow backends/cpu exactly: f16 and
+ * bf16 compute in f32 (a scalar operand stays f32); integers wrap (computed
+ * in unsigned types); bool computes in int and stores != 0; float -> int
+ * truncates and saturates, NaN -> 0; max/min propagate NaN.
+ *
+ * Not yet: vectorised 16-byte loads for the dense path.
+ */
+#include "cuda_internal.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <math.h>
+#include <string.h>
+#include <type_traits>
+
+typedef __nv_bfloat16 bf16_t;
+typedef uint8_t bool_t; /* Ember's bool: one byte, 0 or 1 */
+
+/* ---------------- dtype traits ------------------------------------------- */
+
+template <class T> struct Tr { typedef T CT; typedef T UT; };
+template <> struct Tr<__half> { typedef float CT; typedef float UT; };
+template <> struct Tr<bf16_t> { typedef float CT; typedef float UT; };
+template <> struct Tr<int32_t> { typedef int32_t CT; typedef uint32_t UT; };
+template <> struct Tr<int64_t> { typedef int64_t CT; typedef uint64_t UT; };
+template <> struct Tr<bool_t> { typedef int32_t CT; typedef uint32_t UT; };
+
+template <class T> __device__ __forceinline__ typename Tr<T>::CT ld(T x)
+{
+    if constexpr (std::is_same<T, __half>::value) return __half2float(x);
+    else if constexpr (std::is_same<T, bf16_t>::value) return __bfloat162float(x);
+    else if constexpr (std::is_same<T, bool_t>::value) return (int32_t)x;
+    else return x;
+}
+
+__host__ __device__ __forceinline__ int32_t sat_i32_d(double v)
+{
+    if (!(v == v)) return 0;
+    if (v <= -2147483648.0) return INT32_MIN;
+    if (v >= 2147483647.0) return INT32_MAX;
+    return (int32_t)v;
+}
+__host__ __device__ __forceinline__ int64_t sat_i64_d(double v)
+{
+    if (!(v == v)) return 0;
+    if (v <= -9223372036854775808.0) return INT64_MIN;
+    if (v >= 9223372036854775808.0) return INT64_MAX;
+    return (int64_t)v;
+}
+__host__ __device__ __forceinline__ int64_t sat_i64_f(float v)
+{
+    if (!(v == v)) return 0;
+    if (v <= -9223372036854775808.0f) return INT64_MIN;
+    if (v >= 9223372036854775808.0f) return INT64_MAX;
+    return (int64_t)v;
+}
+
+/* compute value V -> storage T (the CPU backend's cpu_to_* rules) */
+template <class T, class V> __device__ __forceinline__ T sv(V v)
+{
+    if constexpr (std::is_same<T, float>::value) return (float)v;
+    else if constexpr (std::is_same<T, double>::value) return (double)v;
+    else if constexpr (std::is_same<T, __half>::value) return __float2half_rn((float)v);
+    else if constexpr (std::is_same<T, bf16_t>::value) return __float2bfloat16_rn((float)v);
+    else if constexpr (std::is_same<T, bool_t>::value) return (bool_t)(v != 0);
+    else if constexpr (std::is_same<T, int32_t>::value) {
+        if constexpr (std::is_floating_point<V>::value) return sat_i32_d((double)v);
+        else return (int32_t)(uint32_t)(uint64_t)(int64_t)v;
+    } else {
+        static_assert(std::is_same<T, int64_t>::value, "storage type");
+        if constexpr (std::is_same<V, float>::value) return sat_i64_f(v);
+        else if constexpr (std::is_same<V, double>::value) return sat_i64_d(v);
+        else return (int64_t)v;
+    }
+}
+
+/* ---------------- the strided indexer ------------------------------------ */
+
+struct Iter {
+    int ndim;
+    int64_t shape[EM_MAX_DIMS];
+    int64_t st[3][EM_MAX_DIMS]; /* per operand (0 = output), in elements */
+};
+
+/* Merges the dims of n operands over `shape`. Returns 1 when every operand
+ * is dense (one dim, stride 1). */
+static int build_iter(Iter *it, int n, const em_tdesc *const *d, int ndim, const int64_t *shape)
+{
+    memset(it, 0, sizeof *it);
+    int m = 0;
+    for (int k = 0; k < ndim; k++) {
+        if (shape[k] == 1) continue;
+        if (m > 0) {
+            int merge = 1;
+            for (int j = 0; j < n && merge; j++)
+                merge = it->st[j][m - 1] == d[j]->strides[k] * shape[k];
+            if (merge) {
+                it->shape[m - 1] *= shape[k];
+                for (int j = 0; j < n; j++) it->st[j][m - 1] = d[j]->strides[k];
+                continue;
+            }
+        }
+        it->shape[m] = shape[k];
+        for (int j = 0; j < n; j++) it->st[j][m] = d[j]->strides[k];
+        m++;
+    }
+    if (m == 0) {
+        it->shape[0] = 1;
+        for (int j = 0; j < n; j++) it->st[j][0] = 1;
+        m = 1;
+    }
+    it->ndim = m;
+    int dense = m == 1;
+    for (int j = 0; j < n && dense; j++) dense = it->st[j][0] == 1;
+    return dense;
+}
+
+template <int N, bool DENSE, class F>
+__global__ void ew_kernel(Iter it, int64_t n, F f)
+{
+    const int64_t step = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
+        int64_t off[N];
+        if constexpr (DENSE) {
+#pragma unroll
+            for (int j = 0; j < N; j++) off[j] = i;
+        } else {
+#pragma unroll
+            for (int j = 0; j < N; j++) off[j] = 0;
+            int64_t r = i;
+            for (int k = it.ndim - 1; k > 0; k--) {
+                int64_t q = r / it.shape[k];
+                int64_t idx = r - q * it.shape[k];
+                r = q;
+#pragma unroll
+                for (int j = 0; j < N; j++) off[j] += idx * it.st[j][k];
+            }
+#pragma unroll
+            for (int j = 0; j < N; j++) off[j] += r * it.st[j][0];
+        }
+        f(off);
+    }
+}
+
+#define EW_THREADS 256
+
+/* Runs f over out's shape; d[0] is the output, d[1..N-1] the inputs. */
+template <int N, class F>
+static em_status launch(cu_device *dev, const em_tdesc *const *d, F f, const char *what)
+{
+    em_status st = cu_set_device(dev);
+    if (st) return st;
+    const em_tdesc *out = d[0];
+    int64_t n = cu_numel(out);
+    if (n <= 0) return EM_OK;
+    Iter it;
+    int dense = build_iter(&it, N, d, out->ndim, out->shape);
+    int64_t blocks = (n + EW_THREADS - 1) / EW_THREADS;
+    if (blocks > 65536) blocks = 65536;
+    if (dense)
+        ew_kernel<N, true><<<(unsigned)blocks, EW_THREADS, 0, dev->stream>>>(it, n, f);
+    else
+        ew_kernel<N, false><<<(unsigned)blocks, EW_THREADS, 0, dev->stream>>>(it, n, f);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return cu_fail_cuda(e, what, __FILE__, __LINE__);
+    return EM_OK;
+}
+
+/* ---------------- fill and copy (by element size) ----------------------- */
+
+template <class T> struct FillF {
+    T *o;
+    T v;
+    __device__ void operator()(const int64_t *off) const { o[off[0]] = v; }
+};
+
+template <class T> struct CopyF {
+    T *o;
+    const T *a;
+    __device__ void operator()(const int64_t *off) const { o[off[0]] = a[off[1]]; }
+};
+
+/* A scalar in dtype dt, as the CAST rules store it (host side). */
+static void store_scalar(int dt, double v, void *dst)
+{
+    switch (dt) {
+    case EM_F32: { float x = (float)v; memcpy(dst, &x, 4); break; }
+    case EM_F64: memcpy(dst, &v, 8); break;
+    case EM_F16: { uint16_t x = em_f32_to_f16((float)v); memcpy(dst, &x, 2); break; }
+    case EM_BF16: { uint16_t x = em_f32_to_bf16((float)v); memcpy(dst, &x, 2); break; }
+    case EM_I32: { int32_t x = sat_i32_d(v); memcpy(dst, &x, 4); break; }
+    case EM_I64: { int64_t x = sat_i64_d(v); memcpy(dst, &x, 8); break; }
+    case EM_BOOL: { uint8_t x = v != 0; memcpy(dst, &x, 1); break; }
+    default: break;
+    }
+}
+
+em_status cu_k_fill(void *vdev, const em_op_call *c)
+{
+    cu_device *dev = (cu_device *)vdev;
+    em_status st = cu_check_arity(c, 0, 0, 1);
+    if (st) return st;
+    const em_tdesc *o = &c->out[0];
+    uint64_t bits = 0;
+    store_scalar(o->dtype, c->params->scalar[0], &bits);
+    const em_tdesc *d[1] = {o};
+    switch (cu_dtype_size(o->dtype)) {
+    case 1: { uint8_t v; memcpy(&v, &bits, 1); return launch<1>(dev, d, FillF<uint8_t>{(uint8_t *)cu_ptr(o), v}, "fill kernel"); }
+    case 2: { uint16_t v; memcpy(&v, &bits, 2); return launch<1>(dev, d, FillF<uint16_t>{(uint16_t *)cu_ptr(o), v}, "fill kernel"); }
+    case 4: { uint32_t v; memcpy(&v, &bits, 4); return launch<1>(dev, d, FillF<uint32_t>{(uint32_t *)cu_ptr(o), v}, "fill kernel"); }
+    default: { uint64_t v = bits; return launch<1>(dev, d, FillF<uint64_t>{(uint64_t *)cu_ptr(o), v}, "fill kernel"); }
+    }
+}
+
+em_status cu_copy_desc(cu_device *dev, const em_tdesc *o, const em_tdesc *x)
+{
+    const em_tdesc *d[2] = {o, x};
+    switch (cu_dtype_size(o->dtype)) {
+    case 1: return launch<2>(dev, d, CopyF<uint8_t>{(uint8_t *)cu_ptr(o), (const uint8_t *)cu_ptr(x)}, "copy kernel");
+    case 2: return launch<2>(dev, d, CopyF<uint16_t>{(uint16_t *)cu_ptr(o), (const uint16_t *)cu_ptr(x)}, "copy kernel");
+    case 4: return launch<2>(dev, d, CopyF<uint32_t>{(uint32_t *)cu_ptr(o), (const uint32_t *)cu_ptr(x)}, "copy kernel");
+    default: return launch<2>(dev, d, CopyF<uint64_t>{(uint64_t *)cu_ptr(o), (const uint64_t *)cu_ptr(x)}, "copy kernel");
+    }
+}
+
+em_status cu_k_copy(void *vdev, const em_op_call *c)
+{
+    em_status st = cu_check_arity(c, 1, 1, 1);
+    if (st) return st;
+    const em_tdesc *o = &c->out[0], *x = &c->in[0];
+    if (o->dtype != x->dtype)
+        return cu_fail(EM_ERR_DTYPE, "cuda: copy from %s to %s (use cast)", cu_dtype_name(x->dtype),
+                       cu_dtype_name(o->dtype));
+    if ((st = cu_check_shape("copy input", x, o))) return st;
+    return cu_copy_desc((cu_device *)vdev, o, x);
+}
+
+/* ---------------- cast ---------------------------------------------------- */
+
+template <class S, class D> struct CastF {
+    D *o;
+    const S *a;
+    __device__ void operator()(const int64_t *off) const { o[off[0]] = sv<D>(ld<S>(a[off[1]])); }
+};
+
+template <class S>
+static em_status cast_from(cu_device *dev, const em_tdesc *o, const em_tdesc *x)
+{
+    const em_tdesc *d[2] = {o, x};
+    const S *a = (const S *)cu_ptr(x);
+    void *p = cu_ptr(o);
+    switch (o->dtype) {
+    case EM_F32: return launch<2>(dev, d, CastF<S, float>{(float *)p, a}, "cast kernel");
+    case EM_F64: return launch<2>(dev, d, CastF<S, double>{(double *)p, a}, "cast kernel");
+    case EM_F16: return launch<2>(dev, d, CastF<S, __half>{(__half *)p, a}, "cast kernel");
+    case EM_BF16: return launch<2>(dev, d, CastF<S, bf16_t>{(bf16_t *)p, a}, "cast kernel");
+    case EM_I32: return launch<2>(dev, d, CastF<S, int32_t>{(int32_t *)p, a}, "cast kernel");
+    case EM_I64: return launch<2>(dev, d, CastF<S, int64_t>{(int64_t *)p, a}, "cast kernel");
+    case EM_BOOL: return launch<2>(dev, d, CastF<S, bool_t>{(bool_t *)p, a}, "cast kernel");
+    default: return cu_fail(EM_ERR_DTYPE, "cuda: cast to invalid dtype %d", o->dtype);
+    }
+}
+
+em_status cu_k_cast(void *vdev, const em_op_call *c)
+{
+    cu_device *dev = (cu_device *)vdev;
+    em_status st = cu_check_arity(c, 1, 1, 1);
+    if (st) return st;
+    const em_tdesc *o = &c->out[0], *x = &c->in[0];
+    if ((st = cu_check_shape("cast input", x, o))) return st;
+    if (o->dtype == x->dtype) return cu_copy_desc(dev, o, x);
+    switch (x->dtype) {
+    case EM_F32: return cast_from<float>(dev, o, x);
+    case EM_F64: return cast_from<double>(dev, o, x);
+    case EM_F16: return cast_from<__half>(dev, o, x);
+    case EM_BF16: return cast_from<bf16_t>(dev, o, x);
+    case EM_I32: return cast_from<int32_t>(dev, o, x);
+    case EM_I64: return cast_from<int64_t>(dev, o, x);
+    default: return cast_from<bool_t>(dev, o, x);
+    }
+}
+
+/* ---------------- binary ---------------------------------------------------- */
+
+__device__ __forceinline__ int32_t ipow(int32_t a, int32_t b)
+{
+    if (b < 0) return a == 1 ? 1 : (a == -1 ? ((b & 1) ? -1 : 1) : 0);
+    uint32_t r = 1, x = (uint32_t)a;
+    for (uint32_t e = (uint32_t)b; e; e >>= 1, x *= x)
+        if (e & 1u) r *= x;
+    return (int32_t)r;
+}
+__device__ __forceinline__ int64_t ipow(int64_t a, int64_t b)
+{
+    if (b < 0) return a == 1 ? 1 : (a == -1 ? ((b & 1) ? -1 : 1) : 0);
+    uint64_t r = 1, x = (uint64_t)a;
+    for (uint64_t e = (uint64_t)b; e; e >>= 1, x *= x)
+        if (e & 1u) r *= x;
+    return (int64_t)r;
+}
+__device__ __forceinline__ float ipow(float a, float b) { return powf(a, b); }
+__device__ __forceinline__ double ipow(double a, double b) { return pow(a, b); }
+
+template <int OP, class CT, class UT> __device__ __forceinline__ CT bop(CT a, CT b)
+{
+    if constexpr (OP == EM_OP_ADD) return (CT)((UT)a + (UT)b);
+    else if constexpr (OP == EM_OP_SUB) return (CT)((UT)a - (UT)b);
+    else if constexpr (OP == EM_OP_MUL) return (CT)((UT)a * (UT)b);
+    else if constexpr (OP == EM_OP_DIV) return a / b;
+    else if constexpr (OP == EM_OP_POW) return ipow(a, b);
+    else if constexpr (OP == EM_OP_MAXIMUM) return (a != a || a > b) ? a : b;
+    else return (a != a || a < b) ? a : b; /* MINIMUM */
+}
+
+template <int OP, class T> struct BinF {
+    typedef typename Tr<T>::CT CT;
+    typedef typename Tr<T>::UT UT;
+    T *o;
+    const T *a, *b; /* b NULL: the scalar form */
+    CT s;
+    __device__ void operator()(const int64_t *off) const
+    {
+        CT x = ld<T>(a[off[1]]);
+        CT y = b ? ld<T>(b[off[2]]) : s;
+        o[off[0]] = sv<T>(bop<OP, CT, UT>(x, y));
+    }
+};
+
+/* The scalar operand in the compute type: f16/bf16 keep it as f32 (not
+ * rounded to the half type), other dtypes store it as the dtype first. */
+template <class T> static typename Tr<T>::CT scalar_ct(double v)
+{
+    typedef typename Tr<T>::CT CT;
+    if constexpr (std::is_same<T, __half>::value || std::is_same<T, bf16_t>::value) return (float)v;
+    else if constexpr (std::is_same<T, float>::value) return (float)v;
+    else if constexpr (std::is_same<T, double>::value) return v;
+    else if constexpr (std::is_same<T, int32_t>::value) return sat_i32_d(v);
+    else if constexpr (std::is_same<T, int64_t>::value) return sat_i64_d(v);
+    else return (CT)(v != 0);
+}
+
+template <int OP, class T> static em_status bin_run(cu_device *dev, const em_op_call *c)
+{
+    const em_tdesc *o = &c->out[0], *x = &c->in[0];
+    const em_tdesc *y = c->n_in == 2 ? &c->in[1] : &c->in[0]; /* scalar: x again, unused */
+    const em_tdesc *d[3] = {o, x, y};
+    BinF<OP, T> f{(T *)cu_ptr(o), (const T *)cu_ptr(x),
+                  c->n_in == 2 ? (const T *)cu_ptr(y) : nullptr, scalar_ct<T>(c->params->scalar[0])};
+    return launch<3>(dev, d, f, "binary kernel");
+}
+
+template <class T> static em_status bin_dt(cu_device *dev, const em_op_call *c)
+{
+    switch (c->op) {
+    case EM_OP_ADD: return bin_run<EM_OP_ADD, T>(dev, c);
+    case EM_OP_SUB: return bin_run<EM_OP_SUB, T>(dev, c);
+    case EM_OP_MUL: return bin_run<EM_OP_MUL, T>(dev, c);
+    case EM_OP_DIV:
+        if constexpr (std::is_floating_point<typename Tr<T>::CT>::value)
+            return bin_run<EM_OP_DIV, T>(dev, c);
+        else
+            break;
+    case EM_OP_POW: return bin_run<EM_OP_POW, T>(dev, c);
+    case EM_OP_MAXIMUM: return bin_run<EM_OP_MAXIMUM, T>(dev, c);
+    case EM_OP_MINIMUM: return bin_run<EM_OP_MINIMUM, T>(dev, c);
+    default: break;
+    }
+    return cu_fail(EM_ERR_UNSUPPORTED, "cuda: no binary kernel for op %d on %s", c->op,
+                   cu_dtype_name(c->in[0].dtype));
+}
+
+em_status cu_k_binary(void *vdev, const em_op_call *c)
+{
+    cu_device *dev = (cu_device *)vdev;
+    em_status st = cu_check_arity(c, 1, 2, 1);
+    if (st) return st;
+    const em_tdesc *o = &c->out[0];
+    int dt = c->in[0].dtype;
+    for (int i = 0; i < c->n_in; i++) {
+        if (c->in[i].dtype != dt || o->dtype != dt)
+            return cu_fail(EM_ERR_DTYPE, "cuda: binary op %d: input %d is %s, output %s, key %s",
+                           c->op, i, cu_dtype_name(c->in[i].dtype), cu_dtype_name(o->dtype),
+                           cu_dtype_name(dt));
+        if ((st = cu_check_shape(i ? "input 1" : "input 0", &c->in[i], o))) return st;
+    }
+    switch (dt) {
+    case EM_F32: return bin_dt<float>(dev, c);
+    case EM_F64: return bin_dt<double>(dev, c);
+    case EM_F16: return bin_dt<__half>(dev, c);
+    case EM_BF16: return bin_dt<bf16_t>(dev, c);
+    case EM_I32: return bin_dt<int32_t>(dev, c);
+    case EM_I64: return bin_dt<int64_t>(dev, c);
+    default: return bin_dt<bool_t>(dev, c);
+    }
+}
+
+/* ---------------- axpy: out = x + alpha * y ------------------------------ */
+
+template <class T> struct AxpyF {
+    typedef typename Tr<T>::CT CT;
+    T *o;
+    const T *a, *b;
+    CT alpha;
+    __device__ void operator()(const int64_t *off) const
+    {
+        o[off[0]] = sv<T>(ld<T>(a[off[1]]) + alpha * ld<T>(b[off[2]]));
+    }
+};
+
+template <class T> static em_status axpy_run(cu_device *dev, const em_op_call *c)
+{
+    const em_tdesc *o = &c->out[0], *x = &c->in[0], *y = &c->in[1];
+    const em_tdesc *d[3] = {o, x, y};
+    typedef typename Tr<T>::CT CT;
+    AxpyF<T> f{(T *)cu_ptr(o), (const T *)cu_ptr(x), (const T *)cu_ptr(y),
+               (CT)c->params->scalar[0]};
+    return launch<3>(dev, d, f, "axpy kernel");
+}
+
+em_status cu_k_axpy(void *vdev, const em_op_call *c)
+{
+    cu_device *dev = (cu_device *)vdev;
+    em_status st = cu_check_arity(c, 2, 2, 1);
+    if (st) return st;
+    const em_tdesc *o = &c->out[0], *x = &c->in[0], *y = &c->in[1];
+    int dt = x->dtype;
+    if (o->dtype != dt || y->dtype != dt)
+        return cu_fail(EM_ERR_DTYPE, "cuda: axpy dtypes %s, %s -> %s", cu_dtype_name(dt),
+                       cu_dtype_name(y->dtype), cu_dtype_name(o->dtype));
+    if ((st = cu_check_shape("input 0", x, o)) || (st = cu_check_shape("input 1", y, o))) return st;
+    switch (dt) {
+    case EM_F32: return axpy_run<float>(dev, c);
+    case EM_F64: return axpy_run<double>(dev, c);
+    case EM_F16: return axpy_run<__half>(dev, c);
+    case EM_BF16: return axpy_run<bf16_t>(dev, c);
+    default: return cu_fail(EM_ERR_UNSUPPORTED, "cuda: no axpy kernel for %s", cu_dtype_name(dt));
+    }
+}
+
+/* ---------------- unary ------------------------------------------------------ */
+
+#define OP_GELU_TANH 1000 /* EM_OP_GELU with flag 1 */
+
+#define M1(name, f, d)                                                                   \
+    __device__ __forceinline__ float name(float x) { return f(x); }                      \
+    __device__ __forceinline__ double name(double x) { return d(x); }
+M1(m_exp, expf, exp)
+M1(m_log, logf, log)
+M1(m_sqrt, sqrtf, sqrt)
+M1(m_sin, sinf, sin)
+M1(m_cos, cosf, cos)
+M1(m_tanh, tanhf, tanh)
+M1(m_erf, erff, erf)
+M1(m_erfc, erfcf, erfc)
+M1(m_log1p, log1pf, log1p)
+__device__ __forceinline__ float m_abs(float x) { return fabsf(x); }
+__device__ __forceinline__ double m_abs(double x) { return fabs(x); }
+template <class CT, class UT> __device__ __forceinline__ CT m_abs_i(CT x)
+{
+    return x < 0 ? (CT)((UT)0 - (UT)x) : x;
+}
+
+template <int OP, class CT, class UT> __device__ __forceinline__ CT uop(CT x, CT pa, CT pb)
+{
+    constexpr bool fl = std::is_floating_point<CT>::value;
+    if constexpr (OP == EM_OP_NEG) return (CT)(-(UT)x);
+    else if constexpr (OP == EM_OP_ABS) {
+        if constexpr (fl) return m_abs(x);
+        else return m_abs_i<CT, UT>(x);
+    } else if constexpr (OP == EM_OP_RELU) return x < 0 ? (CT)0 : x;
+    else if constexpr (OP == EM_OP_SQUARE) return (CT)((UT)x * (UT)x);
+    else if constexpr (OP == EM_OP_SIGN) return x != x ? x : (CT)((x > 0) - (x < 0));
+    else if constexpr (!fl) return x; /* never instantiated: float-only ops */
+    else if constexpr (OP == EM_OP_EXP) return m_exp(x);
+    else if constexpr (OP == EM_OP_LOG) return m_log(x);
+    else if constexpr (OP == EM_OP_SQRT) return m_sqrt(x);
+    else if constexpr (OP == EM_OP_RSQRT) return (CT)1 / m_sqrt(x);
+    else if constexpr (OP == EM_OP_SIN) return m_sin(x);
+    else if constexpr (OP == EM_OP_COS) return m_cos(x);
+    else if constexpr (OP == EM_OP_TANH) return m_tanh(x);
+    else if constexpr (OP == EM_OP_SIGMOID) return (CT)1 / ((CT)1 + m_exp(-x));
+    else if constexpr (OP == EM_OP_GELU) return x * (CT)0.5 * m_erfc(x * (CT)-0.70710678118654752440);
+    else if constexpr (OP == OP_GELU_TANH)
+        return x / ((CT)1 + m_exp((CT)-1.59576912160573071176 * (x + (CT)0.044715 * x * x * x)));
+    else if constexpr (OP == EM_OP_SILU) return x / ((CT)1 + m_exp(-x));
+    else if constexpr (OP == EM_OP_SOFTPLUS) return x * pa > pb ? x : m_log1p(m_exp(pa * x)) / pa;
+    else if constexpr (OP == EM_OP_RECIPROCAL) return (CT)1 / x;
+    else return m_erf(x); /* ERF */
+}
+
+template <int OP, class T> struct UnF {
+    typedef typename Tr<T>::CT CT;
+    typedef typename Tr<T>::UT UT;
+    T *o;
+    const T *a;
+    CT pa, pb;
+    __device__ void operator()(const int64_t *off) const
+    {
+        o[off[0]] = sv<T>(uop<OP, CT, UT>(ld<T>(a[off[1]]), pa, pb));
+    }
+};
+
+template <int OP, class T> static em_status un_run(cu_device *dev, const em_op_call *c)
+{
+    typedef typename Tr<T>::CT CT;
+    const em_tdesc *o = &c->out[0], *x = &c->in[0];
+    const em_tdesc *d[2] = {o, x};
+    UnF<OP, T> f{(T *)cu_ptr(o), (const T *)cu_ptr(x), (CT)c->params->scalar[0],
+                 (CT)c->params->scalar[1]};
+    return launch<2>(dev, d, f, "unary kernel");
+}
+
+template <class T> static em_status un_dt(cu_device *dev, const em_op_call *c)
+{
+    switch (c->op) {
+    case EM_OP_NEG: return un_run<EM_OP_NEG, T>(dev, c);
+    case EM_OP_ABS: return un_run<EM_OP_ABS, T>(dev, c);
+    case EM_OP_RELU: return un_run<EM_OP_RELU, T>(dev, c);
+    case EM_OP_SQUARE: return un_run<EM_OP_SQUARE, T>(dev, c);
+    case EM_OP_SIGN: return un_run<EM_OP_SIGN, T>(dev, c);
+    default: break;
+    }
+    if constexpr (std::is_floating_point<typename Tr<T>::CT>::value) {
+        switch (c->op) {
+        case EM_OP_EXP: return un_run<EM_OP_EXP, T>(dev, c);
+        case EM_OP_LOG: return un_run<EM_OP_LOG, T>(dev, c);
+        case EM_OP_SQRT: return un_run<EM_OP_SQRT, T>(dev, c);
+        case EM_OP_RSQRT: return un_run<EM_OP_RSQRT, T>(dev, c);
+        case EM_OP_SIN: return un_run<EM_OP_SIN, T>(dev, c);
+        case EM_OP_COS: return un_run<EM_OP_COS, T>(dev, c);
+        case EM_OP_TANH: return un_run<EM_OP_TANH, T>(dev, c);
+        case EM_OP_SIGMOID: return un_run<EM_OP_SIGMOID, T>(dev, c);
+        case EM_OP_GELU:
+            if (c->params->flag == 1) return un_run<OP_GELU_TANH, T>(dev, c);
+            return un_run<EM_OP_GELU, T>(dev, c);
+        case EM_OP_SILU: return un_run<EM_OP_SILU, T>(dev, c);
+        case EM_OP_SOFTPLUS: return un_run<EM_OP_SOFTPLUS, T>(dev, c);
+        case EM_OP_RECIPROCAL: return un_run<EM_OP_RECIPROCAL, T>(dev, c);
+        case EM_OP_ERF: return un_run<EM_OP_ERF, T>(dev, c);
+        default: break;
+        }
+    }
+    return cu_fail(EM_ERR_UNSUPPORTED, "cuda: no unary kernel for op %d on %s", c->op,
+                   cu_dtype_name(c->in[0].dtype));
+}
+
+em_status cu_k_unary(void *vdev, const em_op_call *c)
+{
+    cu_device *dev = (cu_device *)vdev;
+    em_status st = cu_check_arity(c, 1, 1, 1);
+    if (st) return st;
+    const em_tdesc *o = &c->out[0], *x = &c->in[0];
+    if (o->dtype != x->dtype)
+        return cu_fail(EM_ERR_DTYPE, "cuda: unary op %d: %s -> %s", c->op, cu_dtype_name(x->dtype),
+                       cu_dtype_name(o->dtype));
+    if ((st = cu_check_shape("input 0", x, o))) return st;
+    switch (x->dtype) {
+    case EM_F32: return un_dt<float>(dev, c);
+    case EM_F64: return un_dt<double>(dev, c);
+    case EM_F16: return un_dt<__half>(dev, c);
+    case EM_BF16: return un_dt<bf16_t>(dev, c);
+    case EM_I32: return un_dt<int32_t>(dev, c);
+    case EM_I64: return un_dt<int64_t>(dev, c);
+    default: return un_dt<bool_t>(dev, c);
+    }
+}

@@ -1,0 +1,116 @@
+/*
+ * cuda_internal.h — what the CUDA plugin's files share: the device context,
+ * buffer blocks, error helpers (CU_CHECK / CUBLAS_CHECK turn every failure
+ * into a status whose message names the call, file and line; nothing
+ * aborts), descriptor helpers and the kernel entry points.
+ *
+ * Files: cuda_plugin.cu (entry, table, devices, caching allocator, buffer
+ * functions, registry), cuda_elementwise.cu (fill, copy, cast, binary,
+ * axpy, unary), cuda_blas.cu (matmul, linear through cuBLAS).
+ */
+#ifndef EMBER_CUDA_INTERNAL_H
+#define EMBER_CUDA_INTERNAL_H
+
+#include "ember_plugin.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CU_NCLASS 64 /* size classes: powers of two, 512 B .. 2^63 */
+
+/* A device buffer. The handle the core sees is the cu_block itself (host
+ * memory); kernels reach the data through ptr. */
+typedef struct cu_block {
+    void *ptr;               /* device memory, cap bytes                      */
+    size_t cap;
+    int cls;                 /* size class, -1 when not cacheable             */
+    struct cu_block *next;   /* cache list (free blocks)                      */
+} cu_block;
+
+typedef struct cu_device {
+    int index;               /* CUDA ordinal                                  */
+    cudaStream_t stream;     /* all work of this device runs on it, in order  */
+    cublasHandle_t blas;     /* bound to stream                               */
+    pthread_mutex_t lock;    /* guards the cache and the counters             */
+    cu_block *cache[CU_NCLASS];
+    size_t cached_bytes, live_bytes;
+    uint64_t n_malloc, n_reuse;
+} cu_device;
+
+/* Error helpers. cu_fail formats a message into host->set_error. */
+em_status cu_fail(em_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+em_status cu_fail_cuda(cudaError_t err, const char *call, const char *file, int line);
+em_status cu_fail_cublas(cublasStatus_t st, const char *call, const char *file, int line);
+void cu_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *cu_getenv(const char *name);
+
+#define CU_CHECK(call)                                                                   \
+    do {                                                                                 \
+        cudaError_t cu_err_ = (call);                                                    \
+        if (cu_err_ != cudaSuccess) return cu_fail_cuda(cu_err_, #call, __FILE__, __LINE__); \
+    } while (0)
+#define CUBLAS_CHECK(call)                                                               \
+    do {                                                                                 \
+        cublasStatus_t cu_bst_ = (call);                                                 \
+        if (cu_bst_ != CUBLAS_STATUS_SUCCESS)                                            \
+            return cu_fail_cublas(cu_bst_, #call, __FILE__, __LINE__);                   \
+    } while (0)
+/* After a kernel launch: launch-configuration errors surface here. */
+#define CU_CHECK_LAUNCH(what)                                                            \
+    do {                                                                                 \
+        cudaError_t cu_err_ = cudaGetLastError();                                        \
+        if (cu_err_ != cudaSuccess)                                                      \
+            return cu_fail_cuda(cu_err_, "launch of " what, __FILE__, __LINE__);         \
+    } while (0)
+
+/* Makes dev's GPU current on the calling thread. */
+em_status cu_set_device(const cu_device *dev);
+
+static inline size_t cu_dtype_size(int dt)
+{
+    switch (dt) {
+    case EM_F32: case EM_I32: return 4;
+    case EM_F64: case EM_I64: return 8;
+    case EM_F16: case EM_BF16: return 2;
+    case EM_BOOL: return 1;
+    default: return 0;
+    }
+}
+static inline int cu_dtype_valid(int dt) { return dt >= 0 && dt < EM_DTYPE_COUNT; }
+const char *cu_dtype_name(int dt);
+
+/* The element at the descriptor's offset, as a device pointer. */
+static inline char *cu_ptr(const em_tdesc *d)
+{
+    return (char *)((cu_block *)d->buffer)->ptr + d->offset * (int64_t)cu_dtype_size(d->dtype);
+}
+
+static inline int64_t cu_numel(const em_tdesc *d)
+{
+    int64_t n = 1;
+    for (int k = 0; k < d->ndim; k++) n *= d->shape[k];
+    return n;
+}
+
+em_status cu_check_arity(const em_op_call *c, int min_in, int max_in, int n_out);
+em_status cu_check_shape(const char *what, const em_tdesc *d, const em_tdesc *out);
+
+/* Kernels (em_kernel_fn). */
+em_status cu_k_fill(void *dev, const em_op_call *c);
+em_status cu_k_copy(void *dev, const em_op_call *c);
+em_status cu_k_cast(void *dev, const em_op_call *c);
+em_status cu_k_binary(void *dev, const em_op_call *c);
+em_status cu_k_axpy(void *dev, const em_op_call *c);
+em_status cu_k_unary(void *dev, const em_op_call *c);
+em_status cu_k_matmul(void *dev, const em_op_call *c);
+em_status cu_k_linear(void *dev, const em_op_call *c);
+
+/* Strided copy between two descriptors of the same dtype and shape, queued
+ * on dev's stream (also used by the BLAS kernels). */
+em_status cu_copy_desc(cu_device *dev, const em_tdesc *dst, const em_tdesc *src);
+
+#endif /* EMBER_CUDA_INTERNAL_H */
