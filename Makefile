@@ -1,5 +1,5 @@
 # Ember — front door. On a fresh Debian 12 machine (as root, or with sudo):
-#   make deps    install missing Debian packages (build-essential cmake libopenblas-dev pkg-config)
+#   make deps    install missing Debian packages (build tools, OpenBLAS, Vulkan loader/lavapipe/glslc)
 #   make build   configure build/ (Release) and build everything
 #   make run     build and run the walkthrough demo (build/examples/ember-demo)
 #   make test    build and run the test suite (ctest)

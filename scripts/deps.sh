@@ -5,7 +5,8 @@
 #   scripts/deps.sh [extra-package ...]
 #
 # Runs apt-get non-interactively (root, or through sudo). `apt-get update` runs only
-# when something has to be installed. Not for: the CUDA toolkit (not needed yet).
+# when something has to be installed. Not for: the CUDA toolkit, which is not a Debian
+# package here; the CUDA plugin is built when CMake finds it (e.g. /usr/local/cuda).
 set -euo pipefail
 
 packages=(build-essential cmake libopenblas-dev pkg-config
