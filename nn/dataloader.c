@@ -567,12 +567,12 @@ em_status em_dataloader_next(em_dataloader *dl, em_tensor **batch_fields)
         free(msg);
         return st;
     }
-    /* Hand the worker's references to this thread's scope (or caller). */
-    for (int f = 0; f < dl->n_fields && st == EM_OK; f++) {
-        batch_fields[f] = em_tensor_to(t[f], em_tensor_device(t[f]));
-        if (!batch_fields[f]) st = em_last_status() != EM_OK ? em_last_status() : EM_ERR_INTERNAL;
+    /* Move the worker's references to this thread's scope (or the caller);
+     * em__own releases the tensor itself when the scope cannot hold it. */
+    for (int f = 0; f < dl->n_fields; f++) {
+        batch_fields[f] = st == EM_OK ? em__own(t[f]) : (em_tensor_release(t[f]), NULL);
+        if (!batch_fields[f] && st == EM_OK) st = em_last_status();
     }
-    for (int f = 0; f < dl->n_fields; f++) em_tensor_release(t[f]);
     if (st != EM_OK) {
         /* Only an out-of-memory scope list can get here; the scope already
          * dropped what it could not hold. */

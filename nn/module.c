@@ -46,9 +46,9 @@ struct em_module {
 /* Small helpers                                                             */
 /* ------------------------------------------------------------------------ */
 
-/* A new reference to t that follows the ownership rule (em_cast to t's own
- * dtype returns t itself, retained and handed to the current scope). */
-static em_tensor *own_ref(em_tensor *t) { return em_cast(t, em_tensor_dtype(t)); }
+/* A new reference to t that follows the ownership rule (handed to the
+ * current scope, or to the caller). */
+static em_tensor *own_ref(em_tensor *t) { return em__own(em_tensor_retain(t)); }
 
 static bool same_shape(const em_tensor *a, const em_tensor *b)
 {

@@ -101,6 +101,59 @@ static TU_UNUSED bool gc_close(double a, double b, double *worst)
     return err <= 1e-5 + 1e-3 * fabs(b);
 }
 
+/* A scalar function of the inputs, differentiated numerically by
+ * gc_compare: the weighted loss (gradcheck) or the weighted gradient
+ * (gradgradcheck). */
+typedef struct gc_objective {
+    double (*eval)(const struct gc_objective *o, em_tensor *const *args);
+    gc_fn f;
+    void *ctx;
+    int n;
+    const double *w;        /* gradcheck: the output weights     */
+    em_tensor *W;           /* gradgradcheck: the output weights */
+    double *const *V;       /* gradgradcheck: the grad weights   */
+} gc_objective;
+
+/* Compares analytic[i] (NULL = zero) with central differences of the
+ * objective over every element of every input; prints the first mismatch. */
+static TU_UNUSED bool gc_compare(const char *label, int n, em_tensor *const *in,
+                                 em_tensor *const *analytic, const gc_objective *obj,
+                                 double *worst, int64_t *checked)
+{
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++) {
+        double *x = gc_read(in[i]);
+        double *ga = analytic[i] ? gc_read(analytic[i]) : NULL;
+        int64_t ne = em_tensor_numel(in[i]);
+        for (int64_t j = 0; j < ne; j++) {
+            em_tensor *args[GC_MAX_INPUTS];
+            for (int k = 0; k < n; k++) args[k] = in[k];
+            em_scope_begin();
+            args[i] = gc_perturbed(in[i], x, j, 1e-6);
+            double fp = obj->eval(obj, args);
+            args[i] = gc_perturbed(in[i], x, j, -1e-6);
+            double fm = obj->eval(obj, args);
+            em_scope_end();
+            double num = (fp - fm) / 2e-6, ana = ga ? ga[j] : 0.0;
+            (*checked)++;
+            if (!gc_close(ana, num, worst)) {
+                if (ok)
+                    printf("  %s: input %d element %lld: analytic %.10g, numeric %.10g\n", label,
+                           i, (long long)j, ana, num);
+                ok = false;
+            }
+        }
+        free(x);
+        free(ga);
+    }
+    return ok;
+}
+
+static TU_UNUSED double gc_obj_loss(const gc_objective *o, em_tensor *const *args)
+{
+    return gc_loss(o->f, o->ctx, o->n, args, o->w);
+}
+
 static TU_UNUSED bool gradcheck(const char *label, gc_fn f, void *ctx, int n, em_tensor *const *in)
 {
     bool ok = true;
@@ -119,30 +172,9 @@ static TU_UNUSED bool gradcheck(const char *label, gc_fn f, void *ctx, int n, em
         ok = false;
         goto done;
     }
-    for (int i = 0; i < n && ok; i++) {
-        double *x = gc_read(in[i]);
-        double *ga = grads[i] ? gc_read(grads[i]) : NULL;
-        int64_t ne = em_tensor_numel(in[i]);
-        for (int64_t j = 0; j < ne; j++) {
-            em_tensor *args[GC_MAX_INPUTS];
-            for (int k = 0; k < n; k++) args[k] = in[k];
-            em_scope_begin();
-            args[i] = gc_perturbed(in[i], x, j, 1e-6);
-            double lp = gc_loss(f, ctx, n, args, w);
-            args[i] = gc_perturbed(in[i], x, j, -1e-6);
-            double lm = gc_loss(f, ctx, n, args, w);
-            em_scope_end();
-            double num = (lp - lm) / 2e-6, ana = ga ? ga[j] : 0.0;
-            checked++;
-            if (!gc_close(ana, num, &worst)) {
-                if (ok)
-                    printf("  %s: input %d element %lld: analytic %.10g, numeric %.10g\n", label,
-                           i, (long long)j, ana, num);
-                ok = false;
-            }
-        }
-        free(x);
-        free(ga);
+    {
+        gc_objective obj = {gc_obj_loss, f, ctx, n, w, NULL, NULL};
+        ok = gc_compare(label, n, in, grads, &obj, &worst, &checked);
     }
 done:
     CHECKF(ok, "gradcheck %s", label);
@@ -197,6 +229,13 @@ done:
     return s;
 }
 
+/* The weighted first-order gradient at args (which must require grad). */
+static TU_UNUSED double gc_obj_grad_dot(const gc_objective *o, em_tensor *const *args)
+{
+    for (int k = 0; k < o->n; k++) em_requires_grad_(args[k], true);
+    return gc_grad_dot(o->f, o->ctx, o->n, args, o->W, o->V, NULL);
+}
+
 static TU_UNUSED bool gradgradcheck(const char *label, gc_fn f, void *ctx, int n,
                                     em_tensor *const *in)
 {
@@ -218,32 +257,9 @@ static TU_UNUSED bool gradgradcheck(const char *label, gc_fn f, void *ctx, int n
         ok = false;
         goto done;
     }
-    for (int i = 0; i < n && ok; i++) {
-        double *x = gc_read(in[i]);
-        double *ga = gg[i] ? gc_read(gg[i]) : NULL;
-        int64_t ne = em_tensor_numel(in[i]);
-        for (int64_t j = 0; j < ne; j++) {
-            em_tensor *args[GC_MAX_INPUTS];
-            for (int k = 0; k < n; k++) args[k] = in[k];
-            em_scope_begin();
-            args[i] = gc_perturbed(in[i], x, j, 1e-6);
-            em_requires_grad_(args[i], true);
-            double sp = gc_grad_dot(f, ctx, n, args, W, V, NULL);
-            args[i] = gc_perturbed(in[i], x, j, -1e-6);
-            em_requires_grad_(args[i], true);
-            double sm = gc_grad_dot(f, ctx, n, args, W, V, NULL);
-            em_scope_end();
-            double num = (sp - sm) / 2e-6, ana = ga ? ga[j] : 0.0;
-            checked++;
-            if (!gc_close(ana, num, &worst)) {
-                if (ok)
-                    printf("  %s: input %d element %lld: analytic %.10g, numeric %.10g\n", label,
-                           i, (long long)j, ana, num);
-                ok = false;
-            }
-        }
-        free(x);
-        free(ga);
+    {
+        gc_objective obj = {gc_obj_grad_dot, f, ctx, n, NULL, W, V};
+        ok = gc_compare(label, n, in, gg, &obj, &worst, &checked);
     }
 done:
     CHECKF(ok, "gradgradcheck %s", label);
