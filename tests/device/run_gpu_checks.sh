@@ -1,12 +1,28 @@
 #!/usr/bin/env bash
-# run_gpu_checks.sh — the one script for a lent GPU machine (issue [5]).
+# run_gpu_checks.sh — the one script for a lent GPU machine (issues [4] and [5]).
 #
-# Configures a Release build with EMBER_CUDA=ON in $BUILD (default build-gpu/),
-# builds with -j$JOBS (16), runs ember-info, then the op, gradient, example and
-# CUDA suites with EMBER_BACKEND=cuda (ctest, filtered), then ember-bench-core and
-# ember-bench-mlp (--quick; --pytorch only when `python3 -c 'import torch'`
-# works), and prints a short table last. Every step runs under `timeout`; the
-# whole script is meant to finish in under 5 minutes on an H100.
+# Builds Ember (Release, CUDA on; Vulkan too when a loader, headers and glslc are
+# found, on this machine or in $EMBER_GPU_DEPS), then within a time budget:
+#   1. ember-info (all backends and devices, refusal reasons);
+#   2. the op, gradient, nn and example suites with EMBER_BACKEND=cuda, and the
+#      CUDA plugin's own tests (ctest, filtered), counting CPU fallbacks;
+#   3. benchmarks: tests/device/gpu_bench.c through Ember on cuda (and vulkan),
+#      tests/device/cublas_ref.cu (cuBLAS called directly, device copy bandwidth),
+#      tests/device/pytorch_gpu.py (PyTorch eager on the same card, if importable),
+#      ember-bench-mlp on cuda;
+#   4. the Vulkan suites (test_vulkan.*, *.on_vulkan) on the GPU's Vulkan driver
+#      with the validation layer on.
+# and prints a short table last: suites, then each figure with its peer and target.
+#
+# Environment:
+#   BUILD            build folder (default build-gpu/)
+#   JOBS             parallel build jobs (default 16)
+#   BUDGET_S         seconds for the whole script (default 420); a step that would
+#                    not fit in what is left is reported "skipped (time)"
+#   EMBER_GPU_DEPS   a folder holding bin/glslc, lib/libvulkan.so.1, lib/libshaderc.so.1,
+#                    include/vulkan and layers/ (the validation layer) for a machine
+#                    that lacks them (the lent machines have no Vulkan loader)
+#   OUT              when set, the logs are also packed into $OUT/gpu-checks-logs.tgz
 #
 # Usage (from the repository root):  tests/device/run_gpu_checks.sh
 # Exit status: 0 when the CUDA device is there and no test failed, 1 otherwise.
@@ -16,19 +32,65 @@ cd "$(dirname "$0")/../.."
 ROOT=$PWD
 BUILD=${BUILD:-$ROOT/build-gpu}
 JOBS=${JOBS:-16}
+BUDGET_S=${BUDGET_S:-420}
 LOGS=$BUILD/gpu-checks
 mkdir -p "$LOGS"
 T0=$(date +%s)
-ROWS=()          # lines of the final table
+ROWS=()          # lines of the suites table
 STATUS=0
 
-row() { ROWS+=("$(printf '%-26s %s' "$1" "$2")"); }
-step() { echo; echo "=== $* ($(( $(date +%s) - T0 )) s)"; }
+elapsed() { echo $(( $(date +%s) - T0 )); }
+left() { echo $(( BUDGET_S - $(elapsed) )); }
+row() { ROWS+=("$(printf '%-30s %s' "$1" "$2")"); }
+step() { echo; echo "=== $* ($(elapsed) s)"; }
+# fits SECONDS: true when at least SECONDS of the budget are left
+fits() { [ "$(left)" -ge "$1" ]; }
+# val LOG KEY: the value of a "key value" line, or "-"
+val() { local v; v=$(awk -v k="$2" '$1 == k { print $2; exit }' "$1" 2>/dev/null); echo "${v:--}"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+
+perf_table() {
+    local E="$LOGS/gpu-bench-cuda.log" V="$LOGS/gpu-bench-vulkan.log" C="$LOGS/cublas-ref.log" P="$LOGS/pytorch-gpu.log" M="$LOGS/bench-mlp.log"
+    local copy; copy=$(val "$C" copy_256M_gbs)
+    echo
+    printf '%-22s %10s %10s %10s %10s  %s\n' "figure" "ember-cuda" "ember-vk" "cuBLAS/cp" "PyTorch" "target (issue) -> measured ratio"
+    local k
+    for k in matmul_f32_4096_tflops matmul_bf16_8192_tflops matmul_f16_8192_tflops; do
+        local e v c p t=""
+        e=$(val "$E" $k); v=$(val "$V" $k); c=$(val "$C" $k); p=$(val "$P" $k)
+        case $k in
+            matmul_f32_4096_tflops) t="cuda >= 0.90 cuBLAS: $(ratio "$e" "$c"); vk >= 0.5 cuBLAS: $(ratio "$v" "$c")" ;;
+            matmul_bf16_8192_tflops) t="cuda >= 600 TFLOP/s: $e" ;;
+        esac
+        printf '%-22s %10s %10s %10s %10s  %s\n' "${k%_tflops} TF/s" "$e" "$v" "$c" "$p" "$t"
+    done
+    local ea va pa
+    ea=$(val "$E" add_256M_gbs); va=$(val "$V" add_256M_gbs); pa=$(val "$P" add_256M_gbs)
+    printf '%-22s %10s %10s %10s %10s  %s\n' "add 256M f32 GB/s" "$ea" "$va" "$copy" "$pa" \
+        "cuda >= 0.80 copy: $(ratio "$ea" "$copy"); vk >= 0.70 copy: $(ratio "$va" "$copy")"
+    printf '%-22s %10s %10s %10s %10s\n' "clone 256M f32 GB/s" "$(val "$E" clone_256M_gbs)" \
+        "$(val "$V" clone_256M_gbs)" "$copy" "$(val "$P" clone_256M_gbs)"
+    printf '%-22s %10s %10s %10s %10s\n' "add 16 f32 us/op" "$(val "$E" add16_us)" "$(val "$V" add16_us)" "-" "$(val "$P" add16_us)"
+    local b
+    for b in 1 32 256; do
+        local em pm
+        em=$(awk -F'|' -v b="$b" '{ k = $1; gsub(/ /, "", k) } k == b { split($2, f, " "); print f[1]; exit }' "$M" 2>/dev/null); em=${em:--}
+        pm=$(val "$P" mlp_b${b}_sps)
+        printf '%-22s %10s %10s %10s %10s  %s\n' "MLP step b$b samples/s" "$em" "-" "-" "$pm" \
+            "$( [ "$b" = 32 ] && echo "cuda > PyTorch: $(ratio "$em" "$pm")")"
+    done
+    echo "(fallbacks during gpu_bench: cuda $(val "$E" fallbacks), vulkan $(val "$V" fallbacks))"
+}
+
 finish() {
     echo
-    echo "================ GPU checks: summary ($(( $(date +%s) - T0 )) s) ================"
-    printf '%-26s %s\n' "step / suite" "result"
+    echo "================ GPU checks: summary ($(elapsed) s of $BUDGET_S) ================"
+    printf '%-30s %s\n' "step / suite" "result"
     for r in "${ROWS[@]}"; do echo "$r"; done
+    perf_table
+    if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
+        tar -czf "$OUT/gpu-checks-logs.tgz" -C "$BUILD" gpu-checks 2>/dev/null
+    fi
     exit "$STATUS"
 }
 
@@ -37,10 +99,49 @@ timeout 20 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,
     > "$LOGS/nvidia-smi.log" 2>&1
 cat "$LOGS/nvidia-smi.log"
 row "nvidia-smi" "$(head -1 "$LOGS/nvidia-smi.log" 2>/dev/null || echo unavailable)"
+{ nvcc --version | tail -2; cmake --version | head -1; cc --version | head -1; } 2>&1 | tee "$LOGS/tools.log"
+
+# ---- Vulkan prerequisites: loader, headers, glslc, validation layer, NVIDIA ICD ----
+VK_FLAGS=(-DEMBER_VULKAN=OFF)
+VK_WHY=""
+if [ -n "${EMBER_GPU_DEPS:-}" ]; then
+    DEPS=$(cd "$EMBER_GPU_DEPS" 2>/dev/null && pwd)
+    if [ -z "$DEPS" ]; then
+        VK_WHY="EMBER_GPU_DEPS=$EMBER_GPU_DEPS is not a folder"
+    else
+        export PATH="$DEPS/bin:$PATH"
+        export LD_LIBRARY_PATH="$DEPS/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        [ -d "$DEPS/layers" ] && export VK_LAYER_PATH="$DEPS/layers"
+    fi
+fi
+if [ -z "$VK_WHY" ]; then
+    loader=""
+    [ -n "${DEPS:-}" ] && [ -e "$DEPS/lib/libvulkan.so.1" ] && loader="$DEPS/lib/libvulkan.so.1"
+    [ -z "$loader" ] && loader=$(ldconfig -p 2>/dev/null | awk '/libvulkan.so.1 /{print $NF; exit}')
+    headers=""
+    [ -n "${DEPS:-}" ] && [ -d "$DEPS/include/vulkan" ] && headers="$DEPS/include"
+    [ -z "$headers" ] && [ -d /usr/include/vulkan ] && headers=/usr/include
+    glslc_bin=$(command -v glslc || true)
+    if [ -z "$loader" ]; then
+        VK_WHY="NO VULKAN LOADER: libvulkan.so.1 is not installed here (Debian/Ubuntu package libvulkan1); pass EMBER_GPU_DEPS=<folder with lib/libvulkan.so.1>"
+    elif [ -z "$headers" ] || [ -z "$glslc_bin" ]; then
+        VK_WHY="no Vulkan headers or glslc here (packages libvulkan-dev, glslc); pass EMBER_GPU_DEPS=<folder>"
+    else
+        VK_FLAGS=(-DEMBER_VULKAN=ON -DVulkan_INCLUDE_DIR="$headers" -DVulkan_LIBRARY="$loader"
+                  -DEMBER_GLSLC="$glslc_bin")
+        if [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ]; then
+            for icd in /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json \
+                       /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json; do
+                if [ -e "$icd" ]; then export VK_DRIVER_FILES="$icd"; break; fi
+            done
+        fi
+    fi
+fi
+row "vulkan prerequisites" "${VK_WHY:-ok (ICD ${VK_DRIVER_FILES:-default search})}"
 
 step "configure ($BUILD)"
 if ! timeout 120 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DEMBER_CUDA=ON \
-        > "$LOGS/configure.log" 2>&1; then
+        "${VK_FLAGS[@]}" > "$LOGS/configure.log" 2>&1; then
     tail -30 "$LOGS/configure.log"
     row "configure" "FAILED (see $LOGS/configure.log)"; STATUS=1; finish
 fi
@@ -52,69 +153,102 @@ if ! timeout 240 cmake --build "$BUILD" -j"$JOBS" > "$LOGS/build.log" 2>&1; then
     row "build" "FAILED (see $LOGS/build.log)"; STATUS=1; finish
 fi
 row "build" "ok, $(grep -ci 'warning' "$LOGS/build.log") warning lines"
+HAVE_VK=0
+[ -e "$BUILD/plugins/libember-vulkan.so" ] && HAVE_VK=1
 
-step "ember-info (EMBER_BACKEND=cuda)"
-EMBER_BACKEND=cuda timeout 30 "$BUILD/tools/ember-info" > "$LOGS/ember-info.log" 2>&1
-info_rc=$?
+step "ember-info"
+timeout 30 "$BUILD/tools/ember-info" > "$LOGS/ember-info.log" 2>&1
 cat "$LOGS/ember-info.log"
-if [ "$info_rc" -ne 0 ] || ! grep -q "cuda:0" "$LOGS/ember-info.log"; then
-    why=$(grep -m1 "libember-cuda.so" "$LOGS/ember-info.log" | sed 's/^ *//')
+EMBER_BACKEND=cuda timeout 30 "$BUILD/tools/ember-info" > "$LOGS/ember-info-cuda.log" 2>&1
+info_rc=$?
+if [ "$info_rc" -ne 0 ] || ! grep -q "cuda:0" "$LOGS/ember-info-cuda.log"; then
+    why=$(grep -m1 "libember-cuda.so" "$LOGS/ember-info-cuda.log" | sed 's/^ *//')
     echo
     echo "NO CUDA DEVICE: ember-info exited $info_rc; ${why:-the cuda plugin was not found}"
     row "ember-info" "NO CUDA DEVICE (rc $info_rc): ${why:-no cuda plugin}"
     STATUS=1
     finish
 fi
-row "ember-info" "ok: $(grep -m1 -A1 '^  cuda:0' "$LOGS/ember-info.log" | tail -1 | sed 's/^ *name: *//')"
+row "ember-info" "ok: $(grep -m1 -A1 '^  cuda:0' "$LOGS/ember-info-cuda.log" | tail -1 | sed 's/^ *name: *//')"
 
-step "test suites on cuda (ctest)"
-# The op, gradient, nn/optim/checkpoint suites, the examples and the CUDA tests; not
-# the .on_fake_device copies (they pin EMBER_BACKEND=fake) nor the loader tests.
-export EMBER_BACKEND=cuda
-timeout 200 ctest --test-dir "$BUILD" -j8 --timeout 90 \
-    -R '^(test_|example_)' -E 'on_fake_device|^test_loader|^test_cuda_load|fuzz' \
-    --output-on-failure > "$LOGS/ctest.log" 2>&1
-ctest_rc=$?
-unset EMBER_BACKEND
-[ "$ctest_rc" -eq 124 ] && echo "ctest TIMED OUT (200 s)"
-grep -E "Test +#" "$LOGS/ctest.log" | sed 's/^ *//' | head -80
-# per suite: passed / failed / skipped
-summarise() { # $1 label, $2 regex on the test name
+# summarise LOG REGEX: "p passed, f failed, s skipped" over the ctest lines whose test name matches
+summarise() {
     awk -v re="$2" '
         / Test +#[0-9]+: / {
             name = $0; sub(/.*Test +#[0-9]+: /, "", name); sub(/ .*/, "", name)
             if (name !~ re) next
             if ($0 ~ /Passed/) p++; else if ($0 ~ /Skipped|Not Run/) s++; else f++
         }
-        END { printf "%d passed, %d failed, %d skipped", p, f, s }' "$LOGS/ctest.log"
+        END { printf "%d passed, %d failed, %d skipped", p, f, s }' "$1"
 }
-ops=$(summarise ops '^test_(elementwise|reduce|linalg|data|views|inplace|creation|errors|dtypes|api|scope|csv|data_loader)$')
-grads=$(summarise grads '^test_grad_')
-nn=$(summarise nn '^test_(nn_|optim|safetensors|checkpoint)')
-ex=$(summarise ex '^example_')
-cu=$(summarise cu '^test_cuda_')
-row "op suites (cuda)" "$ops"
-row "gradient suites (cuda)" "$grads"
-row "nn/optim/io (cuda)" "$nn"
-row "examples (cuda)" "$ex"
-row "test_cuda_ops" "$cu"
-fb=$(grep -m1 -o "em_fallback_count [0-9]*" "$LOGS/ctest.log" || true)
-nfb=$(grep -o "op [0-9]* ran on the CPU backend" "$LOGS/ctest.log" | sort -u | wc -l)
-fbops=$(grep -o "op [0-9]* ran on the CPU backend" "$LOGS/ctest.log" | awk '{print $2}' | sort -n -u | tr '\n' ' ')
-row "CPU fallbacks" "${fb:-em_fallback_count not printed}; ops that fell back: $nfb (${fbops:-none})"
-if [ "$ctest_rc" -ne 0 ]; then STATUS=1; fi
-[ "$ctest_rc" -eq 124 ] && row "ctest" "TIMED OUT after 200 s"
+failures() { grep -E "Test +#" "$1" | grep -vE "Passed|Skipped|Not Run" | sed 's/.*Test +#[0-9]*: //; s/ .*//' | tr '\n' ' '; }
+
+step "test suites on cuda (ctest)"
+if fits 150; then
+    # The op, gradient, nn/optim/checkpoint suites, the examples and the CUDA tests; not
+    # the .on_fake_device/.on_vulkan copies (they pin their backend) nor the loader tests.
+    EMBER_BACKEND=cuda timeout 150 ctest --test-dir "$BUILD" -j8 --timeout 90 \
+        -R '^(test_|example_)' -E 'on_fake_device|on_vulkan|^test_vulkan|^test_loader|^test_cuda_load|fuzz' \
+        --output-on-failure > "$LOGS/ctest-cuda.log" 2>&1
+    ctest_rc=$?
+    grep -E "Test +#" "$LOGS/ctest-cuda.log" | sed 's/^ *//' | grep -vE "Passed" | head -40
+    L="$LOGS/ctest-cuda.log"
+    row "op suites (cuda)" "$(summarise "$L" '^test_(elementwise|reduce|linalg|data|views|inplace|creation|errors|dtypes|api|scope|csv|data_loader)$')"
+    row "gradient suites (cuda)" "$(summarise "$L" '^test_grad_')"
+    row "nn/optim/io (cuda)" "$(summarise "$L" '^test_(nn_|optim|safetensors|checkpoint)')"
+    row "examples (cuda)" "$(summarise "$L" '^example_')"
+    row "test_cuda_ops" "$(summarise "$L" '^test_cuda_ops')"
+    fbops=$(grep -o "op [0-9]* ran on the CPU backend" "$L" | awk '{print $2}' | sort -n -u | tr '\n' ' ')
+    row "ops that fell back to CPU" "${fbops:-none}"
+    [ "$ctest_rc" -ne 0 ] && { STATUS=1; row "cuda failures" "$(failures "$L")"; }
+    [ "$ctest_rc" -eq 124 ] && row "ctest (cuda)" "TIMED OUT after 150 s"
+else
+    row "test suites (cuda)" "skipped (time)"
+fi
 
 step "benchmarks"
-pt=""
-if timeout 30 python3 -c 'import torch' > /dev/null 2>&1; then pt="--pytorch"; fi
-EMBER_BACKEND=cuda timeout 150 "$BUILD/bench/ember-bench-core" --quick $pt > "$LOGS/bench-core.log" 2>&1
-bc_rc=$?
-cat "$LOGS/bench-core.log"
-EMBER_BACKEND=cuda timeout 90 "$BUILD/bench/ember-bench-mlp" --quick $pt > "$LOGS/bench-mlp.log" 2>&1
-bm_rc=$?
-cat "$LOGS/bench-mlp.log"
-key() { grep -iE "$2" "$1" | head -4 | sed 's/^ *//' | tr -s ' ' | paste -sd ';' -; }
-row "ember-bench-core${pt:+ $pt}" "rc $bc_rc; $(key "$LOGS/bench-core.log" 'matmul|add|GB/s')"
-row "ember-bench-mlp${pt:+ $pt}" "rc $bm_rc; $(key "$LOGS/bench-mlp.log" 'batch|samples')"
+if fits 40; then
+    EMBER_BACKEND=cuda timeout 60 "$BUILD/tests/device/gpu_bench" cuda > "$LOGS/gpu-bench-cuda.log" 2>&1
+    row "gpu_bench cuda" "rc $?"
+fi
+if fits 40 && command -v nvcc > /dev/null; then
+    if timeout 90 nvcc -O2 -arch=native -o "$BUILD/cublas_ref" "$ROOT/tests/device/cublas_ref.cu" -lcublas \
+            > "$LOGS/cublas-build.log" 2>&1; then
+        timeout 40 "$BUILD/cublas_ref" > "$LOGS/cublas-ref.log" 2>&1
+        row "cublas_ref" "rc $?"
+    else
+        row "cublas_ref" "build FAILED: $(head -3 "$LOGS/cublas-build.log" | tr '\n' ' ')"
+    fi
+fi
+if fits 60; then
+    if timeout 30 python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' > /dev/null 2>&1; then
+        timeout 90 python3 "$ROOT/tests/device/pytorch_gpu.py" > "$LOGS/pytorch-gpu.log" 2>&1
+        row "pytorch_gpu.py" "rc $?, torch $(val "$LOGS/pytorch-gpu.log" torch_version)"
+    else
+        row "pytorch_gpu.py" "skipped: no python3 with torch.cuda here"
+    fi
+fi
+if fits 40; then
+    EMBER_BACKEND=cuda timeout 60 "$BUILD/bench/ember-bench-mlp" --quick > "$LOGS/bench-mlp.log" 2>&1
+    row "ember-bench-mlp cuda" "rc $?"
+fi
+
+step "vulkan"
+if [ "$HAVE_VK" = 1 ] && fits 30; then
+    timeout 20 env EMBER_BACKEND=vulkan "$BUILD/tools/ember-info" > "$LOGS/ember-info-vulkan.log" 2>&1
+    row "ember-info vulkan" "rc $?: $(grep -m1 -A1 '^  vulkan:0' "$LOGS/ember-info-vulkan.log" | tail -1 | sed 's/^ *name: *//')"
+    timeout 90 "$BUILD/tests/device/gpu_bench" vulkan > "$LOGS/gpu-bench-vulkan.log" 2>&1
+    row "gpu_bench vulkan" "rc $?"
+    if fits 30; then
+        timeout $(( $(left) - 10 )) ctest --test-dir "$BUILD" -j8 --timeout 120 -R 'on_vulkan|^test_vulkan' \
+            --output-on-failure > "$LOGS/ctest-vulkan.log" 2>&1
+        vk_rc=$?
+        row "vulkan suites (validation on)" "$(summarise "$LOGS/ctest-vulkan.log" '.')"
+        [ "$vk_rc" -ne 0 ] && row "vulkan failures" "$(failures "$LOGS/ctest-vulkan.log")"
+    else
+        row "vulkan suites" "skipped (time)"
+    fi
+else
+    row "vulkan" "${VK_WHY:-skipped (time or plugin not built)}"
+fi
 finish
