@@ -20,6 +20,8 @@
 #   BUDGET_S         seconds for the whole script (default 420); a step that would
 #                    not fit in what is left is reported "skipped (time)"
 #   EMBER_GPU_DEPS   a folder holding bin/glslc, lib/libvulkan.so.1, lib/libshaderc.so.1,
+#                    lib-glvnd/ (libglvnd's libGLdispatch.so.0 and X11 libraries, which the
+#                    NVIDIA Vulkan driver needs; put on the library path for Vulkan steps only),
 #                    include/vulkan and layers/ (the validation layer) for a machine
 #                    that lacks them (the lent machines have no Vulkan loader)
 #   OUT              when set, the logs are also packed into $OUT/gpu-checks-logs.tgz
@@ -130,8 +132,10 @@ if [ -z "$VK_WHY" ]; then
         VK_FLAGS=(-DEMBER_VULKAN=ON -DVulkan_INCLUDE_DIR="$headers" -DVulkan_LIBRARY="$loader"
                   -DEMBER_GLSLC="$glslc_bin")
         if [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ]; then
-            for icd in /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json \
-                       /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json; do
+            # The driver's own folder first (the lent machines mount it there); the NVIDIA ICD
+            # (libGLX_nvidia.so.0) needs libglvnd's libGLdispatch.so.0, which the deps carry.
+            for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json \
+                       /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json; do
                 if [ -e "$icd" ]; then export VK_DRIVER_FILES="$icd"; break; fi
             done
         fi
@@ -234,6 +238,9 @@ if fits 40; then
 fi
 
 step "vulkan"
+if [ -n "${DEPS:-}" ] && [ -d "$DEPS/lib-glvnd" ]; then
+    export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$DEPS/lib-glvnd"
+fi
 if [ "$HAVE_VK" = 1 ] && fits 30; then
     timeout 20 env EMBER_BACKEND=vulkan "$BUILD/tools/ember-info" > "$LOGS/ember-info-vulkan.log" 2>&1
     row "ember-info vulkan" "rc $?: $(grep -m1 -A1 '^  vulkan:0' "$LOGS/ember-info-vulkan.log" | tail -1 | sed 's/^ *name: *//')"
