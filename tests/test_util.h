@@ -489,7 +489,7 @@ static TU_UNUSED em_tensor *tu_upload(const double *vals, em_dtype d, int ndim,
                                       const int64_t *shape)
 {
     int64_t n = tu_numel(ndim, shape);
-    void *buf = malloc((size_t)(n > 0 ? n : 1) * tu_size(d));
+    void *buf = calloc((size_t)(n > 0 ? n : 1), tu_size(d));
     for (int64_t i = 0; i < n; i++) tu_store(buf, i, vals[i], d);
     em_tensor *t = em_tensor_from_data(buf, d, ndim, shape, tu_dev);
     free(buf);
@@ -693,7 +693,7 @@ static TU_UNUSED int tu_compare_scaled(const char *label, const em_tensor *t, em
     if (ok) {
         tu_passed++;
     } else {
-        int64_t idx[EM_MAX_DIMS];
+        int64_t idx[EM_MAX_DIMS] = {0};
         tu_unravel(bad, ndim, shape, idx);
         char ib[96];
         tu_report_fail(__FILE__, __LINE__, "%s: first mismatch at %s: got %.17g want %.17g",
