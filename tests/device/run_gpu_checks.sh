@@ -9,7 +9,8 @@
 #   3. benchmarks: tests/device/gpu_bench.c through Ember on cuda (and vulkan),
 #      tests/device/cublas_ref.cu (cuBLAS called directly, device copy bandwidth),
 #      tests/device/pytorch_gpu.py (PyTorch eager on the same card, if importable),
-#      ember-bench-mlp on cuda;
+#      ember-bench-mlp on cuda; ember-bench-dataloader on cpu and cuda (16 cores:
+#      the DataLoader target of issue [3] needs cores this VM lacks);
 #   4. the Vulkan suites (test_vulkan.*, *.on_vulkan) on the GPU's Vulkan driver
 #      with the validation layer on.
 # and prints a short table last: suites, then each figure with its peer and target.
@@ -235,6 +236,19 @@ fi
 if fits 40; then
     EMBER_BACKEND=cuda timeout 60 "$BUILD/bench/ember-bench-mlp" --quick > "$LOGS/bench-mlp.log" 2>&1
     row "ember-bench-mlp cuda" "rc $?"
+fi
+
+step "dataloader (issue [3]: < 5% waiting with 2 workers, on a machine with cores for them)"
+if fits 40; then
+    for dl_dev in cpu cuda; do
+        timeout 40 "$BUILD/bench/ember-bench-dataloader" --workers 0,2 --device "$dl_dev" \
+            > "$LOGS/bench-dataloader-$dl_dev.log" 2>&1
+        dl_rc=$?
+        grep -E "^(run|consumer|loader|training)" "$LOGS/bench-dataloader-$dl_dev.log"
+        w2=$(awk '/^training epoch, num_workers 2/ { print $(NF-2); exit }' "$LOGS/bench-dataloader-$dl_dev.log")
+        w0=$(awk '/^training epoch, num_workers 0/ { print $(NF-2); exit }' "$LOGS/bench-dataloader-$dl_dev.log")
+        row "dataloader wait ($dl_dev)" "rc $dl_rc; 2 workers ${w2:--}, 0 workers ${w0:--} of the epoch"
+    done
 fi
 
 step "vulkan"
