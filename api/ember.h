@@ -159,7 +159,8 @@ typedef struct em_generator em_generator; /* random-number stream          */
  * Environment: EMBER_BACKEND (cpu | cuda | vulkan | NAME | NAME:INDEX | path
  * to a .so; unset = best hardware device, GPU before CPU, software-emulated
  * devices only by name), EMBER_PLUGIN_PATH (colon-separated folders),
- * EMBER_STRICT=1 (a CPU fallback becomes an error), EMBER_LOG=debug|info|warn. */
+ * EMBER_STRICT=1 (a CPU fallback becomes an error), EMBER_LOG=debug|info|warn,
+ * EMBER_FUSED=0 (no fused Adam/cross-entropy kernels: composed ops instead). */
 EM_API em_status em_init(void);
 /* Releases every tensor-independent resource and unloads plugins. Tensors
  * still alive become invalid. Safe to call when not initialised. */

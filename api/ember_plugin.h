@@ -50,7 +50,9 @@ extern "C" {
 #endif
 
 #define EM_PLUGIN_ABI_MAJOR 1
-#define EM_PLUGIN_ABI_MINOR 2 /* 1.1 added EM_OP_ERF, EM_OP_SIGN; 1.2 EM_OP_AXPY */
+#define EM_PLUGIN_ABI_MINOR 3 /* 1.1 added EM_OP_ERF, EM_OP_SIGN; 1.2 EM_OP_AXPY;
+                                 1.3 EM_OP_ADAM, EM_OP_CROSS_ENTROPY(_BACKWARD)
+                                 and em_op_params.scalar_ext */
 #define EM_PLUGIN_ENTRY_NAME "em_plugin_init"
 
 #if defined(__GNUC__)
@@ -182,6 +184,44 @@ typedef enum em_op {
                                computed it); out is not pre-zeroed: the
                                kernel writes every element */
 
+    /* --- fused optimizer steps (ABI 1.3) --- */
+    EM_OP_ADAM = 130,       /* One Adam/AdamW step of one parameter, in place.
+                               in[0] g (the gradient); out[0] p (parameter),
+                               out[1] m (exp_avg), out[2] v (exp_avg_sq) and,
+                               when params.flag is 1 (amsgrad), out[3] vmax.
+                               All have g's dtype and shape and are dense
+                               row-major (the core composes the step from
+                               other ops otherwise); the outputs are read and
+                               written. scalar[0] beta1, scalar[1] beta2,
+                               scalar[2] eps, scalar[3] step_size (lr / (1 -
+                               beta1^t)); scalar_ext[0] sqrt(1 - beta2^t),
+                               scalar_ext[1] wd (L2: g += wd * p first),
+                               scalar_ext[2] decay (p *= decay first: AdamW's
+                               1 - lr*wd, else 1). Per element, computed in
+                               at least f32 (f64 for f64):
+                                 p *= decay; g += wd * p;
+                                 m += (1 - beta1) * (g - m);
+                                 v = beta2 * v + (1 - beta2) * g * g;
+                                 vmax = max(vmax, v); s = amsgrad ? vmax : v;
+                                 p -= step_size * m / (sqrt(s) / scalar_ext[0] + eps)
+                               A backend without it gets the composed step on
+                               its own device (never a CPU fallback). */
+    EM_OP_CROSS_ENTROPY = 131, /* in[0] logits x [N, C] (f32/f64, dense), in[1]
+                               target t [N] (i32/i64, dense); out[0] loss [N],
+                               out[1] lse [N] (x's dtype). Per row i, with
+                               eps = scalar[0] (label smoothing) and
+                               ignore = ints[0]: lse_i = log sum_c exp(x_ic)
+                               (stable); loss_i = 0 if t_i == ignore, else
+                               (1 - eps)(lse_i - x_i,t_i) + eps (lse_i -
+                               mean_c x_ic). A t_i outside [0, C) that is not
+                               ignore is EM_ERR_INDEX. Like ADAM, the core
+                               composes other ops when a backend lacks it. */
+    EM_OP_CROSS_ENTROPY_BACKWARD = 132, /* in[0] x, in[1] t, in[2] lse (as
+                               CROSS_ENTROPY gave it), in[3] g [N] (dense);
+                               out[0] dx [N, C] = g_i (exp(x_ic - lse_i) -
+                               (1 - eps) [c == t_i] - eps / C), 0 in ignored
+                               rows; scalar[0] eps, ints[0] ignore. */
+
     EM_OP_COUNT_HINT = 256  /* op ids are below this (for lookup arrays) */
 } em_op;
 
@@ -216,6 +256,7 @@ typedef struct em_op_params {
     int64_t ints[4];        /* integer operands (see each op)              */
     uint64_t seed;          /* random ops: Philox key                      */
     uint64_t offset;        /* random ops: Philox stream offset            */
+    double scalar_ext[4];   /* since ABI 1.3: more scalar operands (ADAM)  */
 } em_op_params;
 
 /* One call of one kernel. */

@@ -77,6 +77,9 @@ static const char *op_name(int op)
     case EM_OP_GATHER: return "gather";
     case EM_OP_SCATTER_ADD: return "scatter_add";
     case EM_OP_ONE_HOT: return "one_hot";
+    case EM_OP_ADAM: return "adam";
+    case EM_OP_CROSS_ENTROPY: return "cross_entropy";
+    case EM_OP_CROSS_ENTROPY_BACKWARD: return "cross_entropy_backward";
     }
     return "unknown-op";
 }
@@ -359,6 +362,12 @@ em_status em__run_op(const char *name, em_device *dev, int op, const em_tdesc *i
     }
     em__note_fallback(op, dev);
     return run_fallback(name, dev, cpu, &call);
+}
+
+bool em__has_kernel(const em_device *dev, int op, int dtype)
+{
+    return dev && op > 0 && op < EM_OP_COUNT_HINT && em__dtype_valid(dtype) &&
+           dev->backend->kernels[op][dtype].fn != NULL;
 }
 
 em_status em__same_device(const char *name, const em_tensor *const *ts, int n)

@@ -175,6 +175,21 @@ EM_INTERNAL em_status em__check_writable(const char *name, const em_tensor *t);
 EM_INTERNAL em_status em__run_op(const char *name, em_device *dev, int op, const em_tdesc *in,
                                  int n_in, const em_tdesc *out, int n_out,
                                  const em_op_params *params);
+/* Whether dev's backend registers a kernel for (op, key dtype): for callers that
+ * pick between a fused op and a composition of others (never a CPU fallback). */
+EM_INTERNAL bool em__has_kernel(const em_device *dev, int op, int dtype);
+/* False when EMBER_FUSED=0: the DL library then composes the Adam step and the
+ * cross-entropy from other ops even where a backend has the fused kernels
+ * (for comparing the two, or to rule a fused kernel out when debugging). */
+EM_INTERNAL bool em__fused_enabled(void);
+/* ops_fused.c: the per-row cross-entropy of logits [N, C] (f32/f64, dense) with
+ * class indices [N] (i32/i64) through the fused kernel, recorded for autograd;
+ * 0 in rows whose target is ignore_index. *rows gets a new reference in scope.
+ * EM_ERR_UNSUPPORTED, with no error recorded, when the fused path does not
+ * apply (then compose the loss from public ops); another status on failure. */
+EM_INTERNAL em_status em__cross_entropy_rows(const em_tensor *logits, const em_tensor *target,
+                                             int64_t ignore_index, double label_smoothing,
+                                             em_tensor **rows);
 /* A descriptor of t broadcast to shape (ndim dims); t must broadcast. */
 EM_INTERNAL em_tdesc em__desc_broadcast(const em_tensor *t, int ndim, const int64_t *shape);
 /* Broadcasts two shapes; false when they don't. */

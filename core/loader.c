@@ -141,6 +141,7 @@ static struct {
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool g_ready;
 static atomic_bool g_strict;
+static atomic_bool g_no_fused; /* EMBER_FUSED=0 */
 static _Thread_local bool tl_in_loader; /* this thread runs the loader now */
 
 static bool g_log_open; /* decisions go to the selection log (during em_init) */
@@ -195,6 +196,7 @@ void em__note_fallback(int op, const em_device *from)
 uint64_t em_fallback_count(void) { return (uint64_t)atomic_load(&g_fallbacks); }
 
 bool em__strict_mode(void) { return atomic_load_explicit(&g_strict, memory_order_relaxed); }
+bool em__fused_enabled(void) { return !atomic_load_explicit(&g_no_fused, memory_order_relaxed); }
 
 /* ------------------------------------------------------------------------ */
 /* Recording decisions                                                       */
@@ -1107,6 +1109,10 @@ static void do_init(void)
     const char *env_strict = secure_getenv("EMBER_STRICT");
     char *backend = dupstr(env_backend), *plugin_path = dupstr(env_path);
     atomic_store(&g_strict, env_strict && !strcmp(env_strict, "1"));
+    const char *env_fused = secure_getenv("EMBER_FUSED");
+    atomic_store(&g_no_fused, env_fused && !strcmp(env_fused, "0"));
+    if (env_fused && strcmp(env_fused, "0") && strcmp(env_fused, "1"))
+        em__log(EM_LOG_WARN, "EMBER_FUSED=%s is neither 0 nor 1: fused kernels stay on", env_fused);
     em__log(EM_LOG_DEBUG, "loader: Ember %s, plugin ABI %d.%d; EMBER_BACKEND=%s "
             "EMBER_PLUGIN_PATH=%s EMBER_STRICT=%s", em_version(), EM_PLUGIN_ABI_MAJOR,
             EM_PLUGIN_ABI_MINOR, env_backend ? env_backend : "(unset)",

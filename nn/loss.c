@@ -194,6 +194,27 @@ static em_status check_class_target(const char *fn, const char *in_name, const e
     return EM_OK;
 }
 
+/* Rewrites the pending EM_ERR_INDEX (from gather or the fused kernel) as the
+ * loss's own message, keeping the detail. */
+static void target_out_of_range(const char *fn, int64_t classes, int64_t ignore_index)
+{
+    char msg[1536];
+    snprintf(msg, sizeof msg, "%s", em_last_error());
+    em_clear_error();
+    em__fail(EM_ERR_INDEX, "%s: a target is out of range [0, %lld) and is not ignore_index (%lld): %s",
+             fn, (long long)classes, (long long)ignore_index, msg);
+}
+
+/* Reduces per-row losses (0 in ignored rows): MEAN divides by the number of
+ * rows not ignored (a 0-d tensor: no host sync; 0/0 is NaN, as torch). */
+static em_tensor *reduce_rows(em_tensor *rows, const em_tensor *target, em_reduction r,
+                              int64_t ignore_index)
+{
+    if (r != EM_REDUCTION_MEAN) return reduce(rows, r);
+    em_tensor *count = em_sum(em_ne_scalar(target, (double)ignore_index), NULL, 0, false);
+    return em_div(em_sum(rows, NULL, 0, false), count);
+}
+
 /* The per-element negative log-likelihood of integer targets (0 where
  * ignored) and, in *ignored, the bool mask of ignored entries. */
 static em_tensor *nll_elements(const char *fn, const em_tensor *logp, const em_tensor *target,
@@ -205,13 +226,8 @@ static em_tensor *nll_elements(const char *fn, const em_tensor *logp, const em_t
     if (!safe) return NULL;
     em_tensor *picked = em_gather(logp, cdim, em_unsqueeze(safe, cdim));
     if (!picked) {
-        if (em_last_status() == EM_ERR_INDEX) {
-            char msg[1536];
-            snprintf(msg, sizeof msg, "%s", em_last_error());
-            em__fail(EM_ERR_INDEX,
-                     "%s: a target is out of range [0, %lld) and is not ignore_index (%lld): %s",
-                     fn, (long long)em_tensor_dim(logp, cdim), (long long)ignore_index, msg);
-        }
+        if (em_last_status() == EM_ERR_INDEX)
+            target_out_of_range(fn, em_tensor_dim(logp, cdim), ignore_index);
         return NULL;
     }
     return em_masked_fill(em_neg(em_squeeze(picked, cdim)), *ignored, 0.0);
@@ -286,6 +302,15 @@ em_tensor *em_cross_entropy(const em_tensor *logits, const em_tensor *target,
     if (check_reduction(fn, reduction) != EM_OK || check_float(fn, "logits", logits) != EM_OK ||
         check_class_target(fn, "logits", logits, target, true, &probs) != EM_OK || !begin())
         return NULL;
+    if (!probs) { /* the fused kernel, where the backend has it (one pass per row) */
+        em_tensor *rows = NULL;
+        em_status st = em__cross_entropy_rows(logits, target, ignore_index, label_smoothing, &rows);
+        if (st == EM_OK) return end(reduce_rows(rows, target, reduction, ignore_index));
+        if (st != EM_ERR_UNSUPPORTED) {
+            if (st == EM_ERR_INDEX) target_out_of_range(fn, em_tensor_dim(logits, 1), ignore_index);
+            return end(NULL);
+        }
+    }
     int cdim = em_tensor_ndim(logits) == 1 ? 0 : 1;
     em_tensor *logp = em_log_softmax(logits, cdim);
     if (!probs) return end(nll_reduced(fn, logp, target, reduction, ignore_index, label_smoothing));

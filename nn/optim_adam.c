@@ -5,10 +5,15 @@
  * operations follows torch's single-tensor implementation, so results agree
  * to rounding: denom = sqrt(v) / sqrt(1 - beta2^t) + eps,
  * p -= (lr / (1 - beta1^t)) * m / denom.
+ *
+ * Where the parameter's backend has the fused kernel (EM_OP_ADAM, ABI 1.3) and
+ * the operands are dense, the step is that one kernel per parameter; else it is
+ * composed of about ten public ops (on the same device either way).
  */
 #include "optim_internal.h"
 
 #include <math.h>
+#include <string.h>
 
 em_adam_options em_adam_defaults(double lr)
 {
@@ -69,6 +74,38 @@ em_optimizer *em_adamw_create(int n, em_tensor *const *params, const em_adam_opt
         if ((expr) != EM_OK) return em_last_status();                          \
     } while (0)
 
+/* The fused step (EM_OP_ADAM): one kernel per parameter instead of about ten,
+ * when the parameter's backend has it and every operand is dense. Returns
+ * EM_ERR_UNSUPPORTED (recording nothing) when it does not apply. */
+static em_status adam_fused(const em_optimizer *o, em_tensor *const *t, int n, double step_size,
+                            double bc2_sqrt)
+{
+    const em__optim_hparams *h = &o->h;
+    em_device *dev = t[0]->storage->device;
+    if (!em__fused_enabled() || !em__has_kernel(dev, EM_OP_ADAM, t[0]->dtype))
+        return EM_ERR_UNSUPPORTED;
+    for (int k = 0; k < n; k++)
+        if (t[k]->dtype != t[0]->dtype || t[k]->ndim != t[0]->ndim ||
+            memcmp(t[k]->shape, t[0]->shape, sizeof(int64_t) * (size_t)t[0]->ndim) != 0 ||
+            t[k]->storage->device != dev || !em_tensor_is_contiguous(t[k]))
+            return EM_ERR_UNSUPPORTED;
+    em_tdesc d[5];
+    for (int k = 0; k < n; k++) d[k] = em__desc(t[k]);
+    bool adamw = o->kind == EM__OPTIM_ADAMW;
+    em_op_params prm = {.struct_size = sizeof prm, .flag = h->amsgrad ? 1 : 0};
+    prm.scalar[0] = h->beta1;
+    prm.scalar[1] = h->beta2;
+    prm.scalar[2] = h->eps;
+    prm.scalar[3] = step_size;
+    prm.scalar_ext[0] = bc2_sqrt;
+    prm.scalar_ext[1] = adamw ? 0.0 : h->weight_decay;
+    prm.scalar_ext[2] = adamw ? 1.0 - h->lr * h->weight_decay : 1.0;
+    em_status st = em__run_op("em_optimizer_step (adam)", dev, EM_OP_ADAM, &d[0], 1, &d[1], n - 1,
+                              &prm);
+    for (int k = 1; k < n && st == EM_OK; k++) t[k]->storage->version++;
+    return st;
+}
+
 /* Inside the step's scope, grad mode off. Temporaries belong to the scope. */
 em_status em__adam_update(em_optimizer *o, int i, em_tensor *p, em_tensor *g)
 {
@@ -86,7 +123,20 @@ em_status em__adam_update(em_optimizer *o, int i, em_tensor *p, em_tensor *g)
         return em__fail(EM_ERR_INTERNAL, "amsgrad state missing");
     }
     em_tensor *m = st[EM__SLOT_EXP_AVG], *v = st[EM__SLOT_EXP_AVG_SQ];
+    int64_t t = o->steps[i] + 1;
+    double bc1 = 1.0 - pow(h->beta1, (double)t);
+    double bc2 = 1.0 - pow(h->beta2, (double)t);
+    double step_size = h->lr / bc1;
+    double bc2_sqrt = sqrt(bc2);
 
+    em_tensor *ops[5] = {g, p, m, v, st[EM__SLOT_MAX_EXP_AVG_SQ]};
+    em_status fused = adam_fused(o, ops, h->amsgrad ? 5 : 4, step_size, bc2_sqrt);
+    if (fused != EM_ERR_UNSUPPORTED) {
+        if (fused == EM_OK) o->steps[i] = t;
+        return fused;
+    }
+
+    /* The composed step: the same arithmetic in public ops, op by op. */
     if (h->weight_decay != 0) {
         if (o->kind == EM__OPTIM_ADAMW) {
             TRY(em_mul_scalar_(p, 1.0 - h->lr * h->weight_decay));
@@ -95,7 +145,6 @@ em_status em__adam_update(em_optimizer *o, int i, em_tensor *p, em_tensor *g)
             if (!g) return em_last_status();
         }
     }
-    int64_t t = o->steps[i] + 1;
 
     /* m.lerp_(g, 1 - beta1) = m + (1 - beta1) * (g - m) */
     TRY(em_add_scaled_(m, em_sub(g, m), 1.0 - h->beta1));
@@ -103,10 +152,6 @@ em_status em__adam_update(em_optimizer *o, int i, em_tensor *p, em_tensor *g)
     TRY(em_mul_scalar_(v, h->beta2));
     TRY(em_add_scaled_(v, em_mul(g, g), 1.0 - h->beta2));
 
-    double bc1 = 1.0 - pow(h->beta1, (double)t);
-    double bc2 = 1.0 - pow(h->beta2, (double)t);
-    double step_size = h->lr / bc1;
-    double bc2_sqrt = sqrt(bc2);
     em_tensor *vs = v;
     if (h->amsgrad) {
         em_tensor *vmax = st[EM__SLOT_MAX_EXP_AVG_SQ];

@@ -13,6 +13,7 @@
  *                     contiguous fast path, parallel split, streaming stores)
  *   cpu_copy.c        fill, copy, cast
  *   cpu_binary.c      binary arithmetic, comparisons, where, clamp, masked_fill
+ *   cpu_fused.c       fused ops: Adam step, cross-entropy rows and backward
  *   cpu_unary.c       unary elementwise ops
  *   cpu_reduce.c      sum .. logsumexp
  *   cpu_softmax.c     softmax, log_softmax
@@ -28,6 +29,7 @@
 #define EMBER_CPU_INTERNAL_H
 
 #include "ember_plugin.h"
+#include "ember_plugin_util.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -275,6 +277,10 @@ em_status em__cpu_k_copy(void *dev, const em_op_call *c);
 em_status em__cpu_k_cast(void *dev, const em_op_call *c);
 em_status em__cpu_k_binary(void *dev, const em_op_call *c);
 em_status em__cpu_k_axpy(void *dev, const em_op_call *c);
+/* cpu_fused.c: EM_OP_ADAM, one fused Adam/AdamW step (f32, f64). */
+em_status em__cpu_k_adam(void *dev, const em_op_call *c);
+/* cpu_fused.c: EM_OP_CROSS_ENTROPY and its backward (f32, f64 logits). */
+em_status em__cpu_k_cross_entropy(void *dev, const em_op_call *c);
 em_status em__cpu_k_compare(void *dev, const em_op_call *c);
 em_status em__cpu_k_where(void *dev, const em_op_call *c);
 em_status em__cpu_k_clamp(void *dev, const em_op_call *c);

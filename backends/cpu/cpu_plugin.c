@@ -36,70 +36,34 @@
 
 /* ---------------- host services ----------------------------------------- */
 
-static em_host_services g_host; /* zero past the core's struct_size */
-static int g_have_host;
+/* The core's services, copied by em_plugin_host_init (ember_plugin_util.h):
+ * slots past the core's struct_size read as NULL. */
+static em_plugin_host g_host;
 
 em_status em__cpu_fail(em_status status, const char *fmt, ...)
 {
-    char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    em_plugin_vfail(&g_host, status, fmt, ap);
     va_end(ap);
-    if (g_have_host && g_host.set_error) g_host.set_error(status, "%s", buf);
     return status;
 }
 
 void em__cpu_log(int level, const char *fmt, ...)
 {
-    if (!g_have_host || !g_host.log) return;
-    char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    em_plugin_vlog(&g_host, level, fmt, ap);
     va_end(ap);
-    g_host.log(level, "cpu", "%s", buf);
 }
 
-const char *em__cpu_getenv(const char *name)
-{
-    return g_have_host && g_host.getenv ? g_host.getenv(name) : NULL;
-}
+const char *em__cpu_getenv(const char *name) { return em_plugin_getenv(&g_host, name); }
 
-const char *em__cpu_dtype_name(int dt)
-{
-    static const char *const names[EM_DTYPE_COUNT] = {"f32", "f64", "f16", "bf16",
-                                                      "i32", "i64", "bool"};
-    return cpu_dtype_valid(dt) ? names[dt] : "invalid";
-}
+const char *em__cpu_dtype_name(int dt) { return em_plugin_dtype_name(dt); }
 
 em_status em__cpu_check_arity(const em_op_call *c, int min_in, int max_in, int n_out)
 {
-    if (CPU_UNLIKELY(!c->params))
-        return em__cpu_fail(EM_ERR_NULL_ARG, "cpu: op %d called without parameters", c->op);
-    if (CPU_UNLIKELY(c->n_in < min_in || c->n_in > max_in || c->n_out != n_out ||
-                     (c->n_in > 0 && !c->in) || !c->out))
-        return em__cpu_fail(EM_ERR_INVALID_ARG,
-                            "cpu: op %d got %d inputs and %d outputs (expects %d..%d and %d)",
-                            c->op, c->n_in, c->n_out, min_in, max_in, n_out);
-    for (int i = 0; i < c->n_in + c->n_out; i++) {
-        const em_tdesc *d = i < c->n_in ? &c->in[i] : &c->out[i - c->n_in];
-        if (CPU_UNLIKELY(!cpu_dtype_valid(d->dtype) || d->ndim < 0 || d->ndim > EM_MAX_DIMS ||
-                         !d->buffer))
-            return em__cpu_fail(EM_ERR_INVALID_ARG,
-                                "cpu: op %d: %s %d has dtype %d, %d dims, buffer %p", c->op,
-                                i < c->n_in ? "input" : "output",
-                                i < c->n_in ? i : i - c->n_in, d->dtype, d->ndim, d->buffer);
-    }
-    return EM_OK;
-}
-
-static void format_shape(char *buf, size_t cap, int ndim, const int64_t *shape)
-{
-    size_t n = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && n < cap; i++)
-        n += (size_t)snprintf(buf + n, cap - n, i ? ", %lld" : "%lld", (long long)shape[i]);
-    if (n < cap) snprintf(buf + n, cap - n, "]");
+    return em_plugin_check_call(&g_host, c, min_in, max_in, n_out);
 }
 
 em_status em__cpu_check_shape(const char *what, const em_tdesc *d, int ndim, const int64_t *shape)
@@ -107,10 +71,11 @@ em_status em__cpu_check_shape(const char *what, const em_tdesc *d, int ndim, con
     int ok = d->ndim == ndim;
     for (int i = 0; ok && i < ndim; i++) ok = d->shape[i] == shape[i];
     if (CPU_LIKELY(ok)) return EM_OK;
+    em_tdesc want = {.ndim = ndim};
+    for (int i = 0; i < ndim && i < EM_MAX_DIMS; i++) want.shape[i] = shape[i];
     char a[160], b[160];
-    format_shape(a, sizeof a, d->ndim, d->shape);
-    format_shape(b, sizeof b, ndim, shape);
-    return em__cpu_fail(EM_ERR_SHAPE, "cpu: %s has shape %s, the output %s", what, a, b);
+    return em__cpu_fail(EM_ERR_SHAPE, "cpu: %s has shape %s, the output %s", what,
+                        em_tdesc_shape_str(d, a, sizeof a), em_tdesc_shape_str(&want, b, sizeof b));
 }
 
 /* ---------------- buffers ------------------------------------------------ */
@@ -367,7 +332,7 @@ static em_status device_info(int index, em_plugin_device_info *info)
     if (!info) return em__cpu_fail(EM_ERR_NULL_ARG, "cpu: device_info without info");
     em_plugin_device_info v;
     memset(&v, 0, sizeof v);
-    v.struct_size = info->struct_size;
+    v.struct_size = sizeof v;
     v.type = EM_DEVICE_CPU;
     snprintf(v.name, sizeof v.name, "%s (%d thread%s)", g_cpu_model, g_threads,
              g_threads == 1 ? "" : "s");
@@ -376,9 +341,7 @@ static em_status device_info(int index, em_plugin_device_info *info)
     long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
     v.memory_bytes = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : 0;
     v.dtype_mask = (1u << EM_DTYPE_COUNT) - 1;
-    size_t n = info->struct_size;
-    if (n == 0 || n > sizeof v) n = sizeof v;
-    memcpy(info, &v, n);
+    em_plugin_device_info_set(info, &v); /* no more than info->struct_size bytes */
     return EM_OK;
 }
 
@@ -424,7 +387,7 @@ static void shutdown_plugin(void)
     release_blocks(1);
     pthread_mutex_unlock(&g_dev.lock);
     em__cpu_blas_shutdown();
-    g_have_host = 0;
+    em_plugin_host_reset(&g_host);
 }
 
 /* If the core unloads the plugin without shutdown, the workers must not
@@ -456,6 +419,12 @@ static const em_kernel_entry g_kernels[] = {
     KA(EM_OP_MAXIMUM, em__cpu_k_binary),
     KA(EM_OP_MINIMUM, em__cpu_k_binary),
     KF(EM_OP_AXPY, em__cpu_k_axpy),
+    {EM_OP_ADAM, EM_F32, 0, em__cpu_k_adam},
+    {EM_OP_ADAM, EM_F64, 0, em__cpu_k_adam},
+    {EM_OP_CROSS_ENTROPY, EM_F32, 0, em__cpu_k_cross_entropy},
+    {EM_OP_CROSS_ENTROPY, EM_F64, 0, em__cpu_k_cross_entropy},
+    {EM_OP_CROSS_ENTROPY_BACKWARD, EM_F32, 0, em__cpu_k_cross_entropy},
+    {EM_OP_CROSS_ENTROPY_BACKWARD, EM_F64, 0, em__cpu_k_cross_entropy},
     /* comparisons */
     KA(EM_OP_EQ, em__cpu_k_compare),
     KA(EM_OP_NE, em__cpu_k_compare),
@@ -538,15 +507,11 @@ static const em_backend_table g_table = {
 EM_PLUGIN_EXPORT em_status em_plugin_init(const em_host_services *host,
                                           const em_backend_table **table)
 {
-    if (!host || !table) return EM_ERR_NULL_ARG;
-    memset(&g_host, 0, sizeof g_host);
-    size_t n = host->struct_size;
-    if (n > sizeof g_host) n = sizeof g_host;
-    if (n >= offsetof(em_host_services, set_error)) memcpy(&g_host, host, n);
-    g_have_host = 1;
-    if (host->abi_major != EM_PLUGIN_ABI_MAJOR)
-        return em__cpu_fail(EM_ERR_PLUGIN, "cpu plugin: built for ABI %d, host has %u",
-                            EM_PLUGIN_ABI_MAJOR, host->abi_major);
+    if (!table) return EM_ERR_NULL_ARG;
+    /* copies the services and checks the ABI major (a mismatch is reported
+     * through host->set_error) */
+    em_status st = em_plugin_host_init(&g_host, host, "cpu");
+    if (st != EM_OK) return st;
     read_cpu_model();
     g_threads = choose_threads();
     em__cpu_blas_init();

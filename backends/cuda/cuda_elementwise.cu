@@ -3,208 +3,30 @@
  * the binary ops add .. minimum (and the scalar form), axpy, and the unary
  * ops neg .. sign.
  *
- * One generic strided indexer: the host merges the output's dims (dropping
- * size-1 dims and joining dims that are contiguous in every operand), then a
- * grid-stride kernel maps each linear output index to one element offset per
- * operand (up to 8 dims, any strides including 0 for broadcasting). When
- * every operand is dense the merged form is one dim of stride 1 and a
- * division-free kernel runs. Semantics follow backends/cpu exactly: f16 and
+ * All run on the generic strided indexer of cuda_common.cuh (dims merged on
+ * the host, dense fast path). A dense copy with the same layout on both
+ * sides is one cudaMemcpyAsync. Semantics follow backends/cpu exactly: f16 and
  * bf16 compute in f32 (a scalar operand stays f32); integers wrap (computed
  * in unsigned types); bool computes in int and stores != 0; float -> int
  * truncates and saturates, NaN -> 0; max/min propagate NaN.
  *
  * Not yet: vectorised 16-byte loads for the dense path.
  */
-#include "cuda_internal.h"
-
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
-#include <math.h>
-#include <string.h>
-#include <type_traits>
-
-typedef __nv_bfloat16 bf16_t;
-typedef uint8_t bool_t; /* Ember's bool: one byte, 0 or 1 */
-
-/* ---------------- dtype traits ------------------------------------------- */
-
-template <class T> struct Tr { typedef T CT; typedef T UT; };
-template <> struct Tr<__half> { typedef float CT; typedef float UT; };
-template <> struct Tr<bf16_t> { typedef float CT; typedef float UT; };
-template <> struct Tr<int32_t> { typedef int32_t CT; typedef uint32_t UT; };
-template <> struct Tr<int64_t> { typedef int64_t CT; typedef uint64_t UT; };
-template <> struct Tr<bool_t> { typedef int32_t CT; typedef uint32_t UT; };
-
-template <class T> __device__ __forceinline__ typename Tr<T>::CT ld(T x)
-{
-    if constexpr (std::is_same<T, __half>::value) return __half2float(x);
-    else if constexpr (std::is_same<T, bf16_t>::value) return __bfloat162float(x);
-    else if constexpr (std::is_same<T, bool_t>::value) return (int32_t)x;
-    else return x;
-}
-
-__host__ __device__ __forceinline__ int32_t sat_i32_d(double v)
-{
-    if (!(v == v)) return 0;
-    if (v <= -2147483648.0) return INT32_MIN;
-    if (v >= 2147483647.0) return INT32_MAX;
-    return (int32_t)v;
-}
-__host__ __device__ __forceinline__ int64_t sat_i64_d(double v)
-{
-    if (!(v == v)) return 0;
-    if (v <= -9223372036854775808.0) return INT64_MIN;
-    if (v >= 9223372036854775808.0) return INT64_MAX;
-    return (int64_t)v;
-}
-__host__ __device__ __forceinline__ int64_t sat_i64_f(float v)
-{
-    if (!(v == v)) return 0;
-    if (v <= -9223372036854775808.0f) return INT64_MIN;
-    if (v >= 9223372036854775808.0f) return INT64_MAX;
-    return (int64_t)v;
-}
-
-/* compute value V -> storage T (the CPU backend's cpu_to_* rules) */
-template <class T, class V> __device__ __forceinline__ T sv(V v)
-{
-    if constexpr (std::is_same<T, float>::value) return (float)v;
-    else if constexpr (std::is_same<T, double>::value) return (double)v;
-    else if constexpr (std::is_same<T, __half>::value) return __float2half_rn((float)v);
-    else if constexpr (std::is_same<T, bf16_t>::value) return __float2bfloat16_rn((float)v);
-    else if constexpr (std::is_same<T, bool_t>::value) return (bool_t)(v != 0);
-    else if constexpr (std::is_same<T, int32_t>::value) {
-        if constexpr (std::is_floating_point<V>::value) return sat_i32_d((double)v);
-        else return (int32_t)(uint32_t)(uint64_t)(int64_t)v;
-    } else {
-        static_assert(std::is_same<T, int64_t>::value, "storage type");
-        if constexpr (std::is_same<V, float>::value) return sat_i64_f(v);
-        else if constexpr (std::is_same<V, double>::value) return sat_i64_d(v);
-        else return (int64_t)v;
-    }
-}
-
-/* ---------------- the strided indexer ------------------------------------ */
-
-struct Iter {
-    int ndim;
-    int64_t shape[EM_MAX_DIMS];
-    int64_t st[3][EM_MAX_DIMS]; /* per operand (0 = output), in elements */
-};
-
-/* Merges the dims of n operands over `shape`. Returns 1 when every operand
- * is dense (one dim, stride 1). */
-static int build_iter(Iter *it, int n, const em_tdesc *const *d, int ndim, const int64_t *shape)
-{
-    memset(it, 0, sizeof *it);
-    int m = 0;
-    for (int k = 0; k < ndim; k++) {
-        if (shape[k] == 1) continue;
-        if (m > 0) {
-            int merge = 1;
-            for (int j = 0; j < n && merge; j++)
-                merge = it->st[j][m - 1] == d[j]->strides[k] * shape[k];
-            if (merge) {
-                it->shape[m - 1] *= shape[k];
-                for (int j = 0; j < n; j++) it->st[j][m - 1] = d[j]->strides[k];
-                continue;
-            }
-        }
-        it->shape[m] = shape[k];
-        for (int j = 0; j < n; j++) it->st[j][m] = d[j]->strides[k];
-        m++;
-    }
-    if (m == 0) {
-        it->shape[0] = 1;
-        for (int j = 0; j < n; j++) it->st[j][0] = 1;
-        m = 1;
-    }
-    it->ndim = m;
-    int dense = m == 1;
-    for (int j = 0; j < n && dense; j++) dense = it->st[j][0] == 1;
-    return dense;
-}
-
-template <int N, bool DENSE, class F>
-__global__ void ew_kernel(Iter it, int64_t n, F f)
-{
-    const int64_t step = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
-        int64_t off[N];
-        if constexpr (DENSE) {
-#pragma unroll
-            for (int j = 0; j < N; j++) off[j] = i;
-        } else {
-#pragma unroll
-            for (int j = 0; j < N; j++) off[j] = 0;
-            int64_t r = i;
-            for (int k = it.ndim - 1; k > 0; k--) {
-                int64_t q = r / it.shape[k];
-                int64_t idx = r - q * it.shape[k];
-                r = q;
-#pragma unroll
-                for (int j = 0; j < N; j++) off[j] += idx * it.st[j][k];
-            }
-#pragma unroll
-            for (int j = 0; j < N; j++) off[j] += r * it.st[j][0];
-        }
-        f(off);
-    }
-}
-
-#define EW_THREADS 256
-
-/* Runs f over out's shape; d[0] is the output, d[1..N-1] the inputs. */
-template <int N, class F>
-static em_status launch(cu_device *dev, const em_tdesc *const *d, F f, const char *what)
-{
-    em_status st = cu_set_device(dev);
-    if (st) return st;
-    const em_tdesc *out = d[0];
-    int64_t n = cu_numel(out);
-    if (n <= 0) return EM_OK;
-    Iter it;
-    int dense = build_iter(&it, N, d, out->ndim, out->shape);
-    int64_t blocks = (n + EW_THREADS - 1) / EW_THREADS;
-    if (blocks > 65536) blocks = 65536;
-    if (dense)
-        ew_kernel<N, true><<<(unsigned)blocks, EW_THREADS, 0, dev->stream>>>(it, n, f);
-    else
-        ew_kernel<N, false><<<(unsigned)blocks, EW_THREADS, 0, dev->stream>>>(it, n, f);
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) return cu_fail_cuda(e, what, __FILE__, __LINE__);
-    return EM_OK;
-}
+#include "cuda_common.cuh"
 
 /* ---------------- fill and copy (by element size) ----------------------- */
 
 template <class T> struct FillF {
     T *o;
     T v;
-    __device__ void operator()(const int64_t *off) const { o[off[0]] = v; }
+    __device__ void operator()(const int64_t *off, int64_t) const { o[off[0]] = v; }
 };
 
 template <class T> struct CopyF {
     T *o;
     const T *a;
-    __device__ void operator()(const int64_t *off) const { o[off[0]] = a[off[1]]; }
+    __device__ void operator()(const int64_t *off, int64_t) const { o[off[0]] = a[off[1]]; }
 };
-
-/* A scalar in dtype dt, as the CAST rules store it (host side). */
-static void store_scalar(int dt, double v, void *dst)
-{
-    switch (dt) {
-    case EM_F32: { float x = (float)v; memcpy(dst, &x, 4); break; }
-    case EM_F64: memcpy(dst, &v, 8); break;
-    case EM_F16: { uint16_t x = em_f32_to_f16((float)v); memcpy(dst, &x, 2); break; }
-    case EM_BF16: { uint16_t x = em_f32_to_bf16((float)v); memcpy(dst, &x, 2); break; }
-    case EM_I32: { int32_t x = sat_i32_d(v); memcpy(dst, &x, 4); break; }
-    case EM_I64: { int64_t x = sat_i64_d(v); memcpy(dst, &x, 8); break; }
-    case EM_BOOL: { uint8_t x = v != 0; memcpy(dst, &x, 1); break; }
-    default: break;
-    }
-}
 
 em_status cu_k_fill(void *vdev, const em_op_call *c)
 {
@@ -226,6 +48,22 @@ em_status cu_k_fill(void *vdev, const em_op_call *c)
 em_status cu_copy_desc(cu_device *dev, const em_tdesc *o, const em_tdesc *x)
 {
     const em_tdesc *d[2] = {o, x};
+    /* Dense on both sides (after merging dims): one cudaMemcpyAsync, which
+     * runs at copy-engine / full bandwidth (a copy kernel reached 3146 GB/s
+     * against 4229 for cudaMemcpy on an H200). */
+    Iter<2> it;
+    if (build_iter<2>(&it, d, o->ndim, o->shape)) {
+        int64_t n = cu_numel(o);
+        if (n <= 0) return EM_OK;
+        char *dst = cu_ptr(o);
+        const char *src = cu_ptr(x);
+        if (dst == src) return EM_OK;
+        em_status st = cu_set_device(dev);
+        if (st) return st;
+        CU_CHECK(cudaMemcpyAsync(dst, src, (size_t)n * cu_dtype_size(o->dtype),
+                                 cudaMemcpyDeviceToDevice, dev->stream));
+        return EM_OK;
+    }
     switch (cu_dtype_size(o->dtype)) {
     case 1: return launch<2>(dev, d, CopyF<uint8_t>{(uint8_t *)cu_ptr(o), (const uint8_t *)cu_ptr(x)}, "copy kernel");
     case 2: return launch<2>(dev, d, CopyF<uint16_t>{(uint16_t *)cu_ptr(o), (const uint16_t *)cu_ptr(x)}, "copy kernel");
@@ -251,7 +89,7 @@ em_status cu_k_copy(void *vdev, const em_op_call *c)
 template <class S, class D> struct CastF {
     D *o;
     const S *a;
-    __device__ void operator()(const int64_t *off) const { o[off[0]] = sv<D>(ld<S>(a[off[1]])); }
+    __device__ void operator()(const int64_t *off, int64_t) const { o[off[0]] = sv<D>(ld<S>(a[off[1]])); }
 };
 
 template <class S>
@@ -329,7 +167,7 @@ template <int OP, class T> struct BinF {
     T *o;
     const T *a, *b; /* b NULL: the scalar form */
     CT s;
-    __device__ void operator()(const int64_t *off) const
+    __device__ void operator()(const int64_t *off, int64_t) const
     {
         CT x = ld<T>(a[off[1]]);
         CT y = b ? ld<T>(b[off[2]]) : s;
@@ -412,7 +250,7 @@ template <class T> struct AxpyF {
     T *o;
     const T *a, *b;
     CT alpha;
-    __device__ void operator()(const int64_t *off) const
+    __device__ void operator()(const int64_t *off, int64_t) const
     {
         o[off[0]] = sv<T>(ld<T>(a[off[1]]) + alpha * ld<T>(b[off[2]]));
     }
@@ -505,7 +343,7 @@ template <int OP, class T> struct UnF {
     T *o;
     const T *a;
     CT pa, pb;
-    __device__ void operator()(const int64_t *off) const
+    __device__ void operator()(const int64_t *off, int64_t) const
     {
         o[off[0]] = sv<T>(uop<OP, CT, UT>(ld<T>(a[off[1]]), pa, pb));
     }

@@ -4,9 +4,15 @@
  * into a status whose message names the call, file and line; nothing
  * aborts), descriptor helpers and the kernel entry points.
  *
- * Files: cuda_plugin.cu (entry, table, devices, caching allocator, buffer
- * functions, registry), cuda_elementwise.cu (fill, copy, cast, binary,
- * axpy, unary), cuda_blas.cu (matmul, linear through cuBLAS).
+ * Files: cuda_plugin.cu (entry, table, devices, caching allocator, pinned
+ * staging, buffer functions, registry), cuda_common.cuh (device-side dtype
+ * traits and the strided indexer), cuda_elementwise.cu (fill, copy, cast,
+ * binary, axpy, unary), cuda_compare.cu (comparisons, where, clamp,
+ * masked_fill), cuda_reduce.cu (sum .. logsumexp), cuda_softmax.cu
+ * (softmax, log_softmax), cuda_random.cu (arange, linspace, Philox random
+ * ops), cuda_index.cu (cat, index_select, gather, scatter_add, one_hot and
+ * the device-side index error record), cuda_blas.cu (matmul, linear
+ * through cuBLAS), cuda_fused.cu (Adam step, cross-entropy rows: ABI 1.3).
  */
 #ifndef EMBER_CUDA_INTERNAL_H
 #define EMBER_CUDA_INTERNAL_H
@@ -38,7 +44,23 @@ typedef struct cu_device {
     cu_block *cache[CU_NCLASS];
     size_t cached_bytes, live_bytes;
     uint64_t n_malloc, n_reuse;
+    int n_sms;               /* multiprocessors (launch sizing)               */
+    /* Pinned staging for upload/download (allocated at first use): two
+     * halves used in turn, each guarded by an event recorded after the
+     * last copy that touched it. stage_state 0: not yet, 1: ok, -1: the
+     * pinned allocation failed (transfers go direct from pageable memory). */
+    int stage_state;
+    int stage_next;
+    void *stage[2];
+    cudaEvent_t stage_ev[2];
+    /* Index errors: err_dev (device) holds the smallest bad index position
+     * seen, ~0 when none; err_host (pinned) receives it after the op. */
+    unsigned long long *err_dev;
+    unsigned long long *err_host;
 } cu_device;
+
+#define CU_STAGE_BYTES ((size_t)4 << 20) /* per staging half */
+#define CU_NO_ERROR (~0ull)
 
 /* Error helpers. cu_fail formats a message into host->set_error. */
 em_status cu_fail(em_status status, const char *fmt, ...)
@@ -99,6 +121,12 @@ static inline int64_t cu_numel(const em_tdesc *d)
 em_status cu_check_arity(const em_op_call *c, int min_in, int max_in, int n_out);
 em_status cu_check_shape(const char *what, const em_tdesc *d, const em_tdesc *out);
 
+/* Scratch device memory from the caching allocator, for partial results
+ * inside one kernel call. Freeing right after queueing the kernels that use
+ * it is safe (stream order). */
+em_status cu_scratch_alloc(cu_device *dev, size_t bytes, cu_block **blk);
+void cu_scratch_free(cu_device *dev, cu_block *blk);
+
 /* Kernels (em_kernel_fn). */
 em_status cu_k_fill(void *dev, const em_op_call *c);
 em_status cu_k_copy(void *dev, const em_op_call *c);
@@ -108,6 +136,23 @@ em_status cu_k_axpy(void *dev, const em_op_call *c);
 em_status cu_k_unary(void *dev, const em_op_call *c);
 em_status cu_k_matmul(void *dev, const em_op_call *c);
 em_status cu_k_linear(void *dev, const em_op_call *c);
+/* cuda_fused.cu: fused ops of ABI 1.3 (f32, f64). */
+em_status cu_k_adam(void *dev, const em_op_call *c);
+em_status cu_k_cross_entropy(void *dev, const em_op_call *c);
+em_status cu_k_compare(void *dev, const em_op_call *c);
+em_status cu_k_where(void *dev, const em_op_call *c);
+em_status cu_k_clamp(void *dev, const em_op_call *c);
+em_status cu_k_masked_fill(void *dev, const em_op_call *c);
+em_status cu_k_reduce(void *dev, const em_op_call *c);
+em_status cu_k_softmax(void *dev, const em_op_call *c);
+em_status cu_k_arange(void *dev, const em_op_call *c);
+em_status cu_k_linspace(void *dev, const em_op_call *c);
+em_status cu_k_random(void *dev, const em_op_call *c);
+em_status cu_k_cat(void *dev, const em_op_call *c);
+em_status cu_k_index_select(void *dev, const em_op_call *c);
+em_status cu_k_gather(void *dev, const em_op_call *c);
+em_status cu_k_scatter_add(void *dev, const em_op_call *c);
+em_status cu_k_one_hot(void *dev, const em_op_call *c);
 
 /* Strided copy between two descriptors of the same dtype and shape, queued
  * on dev's stream (also used by the BLAS kernels). */

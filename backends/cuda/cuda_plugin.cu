@@ -16,10 +16,22 @@
  * fails, the device synchronises, releases the cache and tries once more.
  * device_close and shutdown release everything.
  *
- * Transfers: upload and download are cudaMemcpyAsync on the device's stream
- * followed by a stream synchronisation (the ABI needs the host data consumed
- * on return from upload and present on return from download). Pinned
- * staging is not done yet (see the README's "not yet" list).
+ * Transfers go through a pinned staging area per device (two 4 MiB halves,
+ * allocated at the first transfer, used in turn, each guarded by an event):
+ *   upload   copies the caller's data into a free half (waiting on its
+ *            event), queues the DMA from it and records the event; chunks
+ *            alternate halves so the host copy of one overlaps the DMA of the
+ *            other. It returns without waiting for the last DMA: the ABI
+ *            allows that once src has been copied, and the caller's memory
+ *            is no longer referenced.
+ *   download queues the DMA of up to two chunks ahead into the halves and
+ *            copies each one out after its event; it returns when all of
+ *            dst is written (the ABI's requirement).
+ * When pinned memory cannot be had, transfers fall back to cudaMemcpyAsync
+ * from pageable memory followed by a stream synchronisation.
+ *
+ * Index errors: each device has an 8-byte error record in device memory
+ * and a pinned host copy (see cuda_index.cu).
  */
 #include "cuda_internal.h"
 
@@ -176,6 +188,21 @@ static em_status device_info(int index, em_plugin_device_info *info)
     return EM_OK;
 }
 
+/* Pinned staging and the error record. */
+static void release_host_side(cu_device *d)
+{
+    for (int h = 0; h < 2; h++) {
+        if (d->stage_ev[h]) cudaEventDestroy(d->stage_ev[h]);
+        d->stage_ev[h] = NULL;
+    }
+    if (d->stage[0]) cudaFreeHost(d->stage[0]);
+    d->stage[0] = d->stage[1] = NULL;
+    d->stage_state = 0;
+    if (d->err_dev) cudaFree(d->err_dev);
+    if (d->err_host) cudaFreeHost(d->err_host);
+    d->err_dev = d->err_host = NULL;
+}
+
 static void release_cache(cu_device *d)
 {
     for (int c = 0; c < CU_NCLASS; c++) {
@@ -204,6 +231,13 @@ static em_status device_open(int index, void **out)
             st = cu_fail_cuda(e, "cudaStreamCreateWithFlags", __FILE__, __LINE__);
     }
     if (st == EM_OK) {
+        d->n_sms = g_props[index].multiProcessorCount;
+        cudaError_t e = cudaMalloc((void **)&d->err_dev, 256);
+        if (e == cudaSuccess) e = cudaMemset(d->err_dev, 0xff, sizeof(unsigned long long));
+        if (e == cudaSuccess) e = cudaMallocHost((void **)&d->err_host, 2 * sizeof(unsigned long long));
+        if (e != cudaSuccess) st = cu_fail_cuda(e, "device_open: index error record", __FILE__, __LINE__);
+    }
+    if (st == EM_OK) {
         cublasStatus_t b = cublasCreate(&d->blas);
         if (b != CUBLAS_STATUS_SUCCESS) {
             d->blas = NULL;
@@ -219,6 +253,7 @@ static em_status device_open(int index, void **out)
     if (st != EM_OK) {
         if (d->blas) cublasDestroy(d->blas);
         if (d->stream) cudaStreamDestroy(d->stream);
+        release_host_side(d);
         pthread_mutex_destroy(&d->lock);
         free(d);
         return st;
@@ -242,6 +277,7 @@ static void device_close(void *vdev)
     cu_log(EM_LOG_DEBUG, "device %d: %llu cudaMalloc calls, %llu reuses from the cache", d->index,
            (unsigned long long)d->n_malloc, (unsigned long long)d->n_reuse);
     if (d->blas) cublasDestroy(d->blas);
+    release_host_side(d);
     cudaStreamDestroy(d->stream);
     pthread_mutex_destroy(&d->lock);
     free(d);
@@ -325,12 +361,45 @@ static void buffer_free(void *vdev, void *buffer)
     pthread_mutex_unlock(&d->lock);
 }
 
+em_status cu_scratch_alloc(cu_device *dev, size_t bytes, cu_block **blk)
+{
+    return buffer_alloc(dev, bytes ? bytes : 1, (void **)blk);
+}
+
+void cu_scratch_free(cu_device *dev, cu_block *blk) { buffer_free(dev, blk); }
+
 static em_status check_range(const cu_block *b, size_t offset, size_t bytes, const char *what)
 {
     if (offset > b->cap || bytes > b->cap - offset)
         return cu_fail(EM_ERR_INVALID_ARG, "cuda: %s of %zu bytes at %zu overruns a %zu-byte block",
                        what, bytes, offset, b->cap);
     return EM_OK;
+}
+
+/* Allocates the pinned staging halves once; returns 1 when they exist. */
+static int stage_ready(cu_device *d)
+{
+    if (d->stage_state) return d->stage_state > 0;
+    void *p = NULL;
+    cudaError_t e = cudaHostAlloc(&p, 2 * CU_STAGE_BYTES, cudaHostAllocPortable);
+    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&d->stage_ev[0], cudaEventDisableTiming);
+    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&d->stage_ev[1], cudaEventDisableTiming);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        cu_log(EM_LOG_WARN, "device %d: no pinned staging (%s); transfers use pageable memory",
+               d->index, cudaGetErrorName(e));
+        for (int h = 0; h < 2; h++) {
+            if (d->stage_ev[h]) cudaEventDestroy(d->stage_ev[h]);
+            d->stage_ev[h] = NULL;
+        }
+        if (p) cudaFreeHost(p);
+        d->stage_state = -1;
+        return 0;
+    }
+    d->stage[0] = p;
+    d->stage[1] = (char *)p + CU_STAGE_BYTES;
+    d->stage_state = 1;
+    return 1;
 }
 
 static em_status buffer_upload(void *vdev, void *buffer, size_t offset, const void *src,
@@ -341,8 +410,22 @@ static em_status buffer_upload(void *vdev, void *buffer, size_t offset, const vo
     em_status st = check_range(b, offset, bytes, "upload");
     if (st == EM_OK) st = cu_set_device(d);
     if (st) return st;
-    CU_CHECK(cudaMemcpyAsync((char *)b->ptr + offset, src, bytes, cudaMemcpyHostToDevice, d->stream));
-    CU_CHECK(cudaStreamSynchronize(d->stream));
+    char *dst = (char *)b->ptr + offset;
+    if (!stage_ready(d)) {
+        CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, d->stream));
+        CU_CHECK(cudaStreamSynchronize(d->stream));
+        return EM_OK;
+    }
+    for (size_t done = 0; done < bytes;) {
+        size_t n = bytes - done < CU_STAGE_BYTES ? bytes - done : CU_STAGE_BYTES;
+        int h = d->stage_next;
+        d->stage_next ^= 1;
+        CU_CHECK(cudaEventSynchronize(d->stage_ev[h])); /* the half's last DMA is done */
+        memcpy(d->stage[h], (const char *)src + done, n);
+        CU_CHECK(cudaMemcpyAsync(dst + done, d->stage[h], n, cudaMemcpyHostToDevice, d->stream));
+        CU_CHECK(cudaEventRecord(d->stage_ev[h], d->stream));
+        done += n;
+    }
     return EM_OK;
 }
 
@@ -353,9 +436,33 @@ static em_status buffer_download(void *vdev, void *buffer, size_t offset, void *
     em_status st = check_range(b, offset, bytes, "download");
     if (st == EM_OK) st = cu_set_device(d);
     if (st) return st;
-    CU_CHECK(cudaMemcpyAsync(dst, (const char *)b->ptr + offset, bytes, cudaMemcpyDeviceToHost,
-                             d->stream));
-    CU_CHECK(cudaStreamSynchronize(d->stream));
+    const char *src = (const char *)b->ptr + offset;
+    if (!stage_ready(d)) {
+        CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, d->stream));
+        CU_CHECK(cudaStreamSynchronize(d->stream));
+        return EM_OK;
+    }
+    /* chunk k goes through half (first + k) % 2; up to two DMAs in flight.
+     * A half's earlier upload DMA runs before the new one (stream order). */
+    size_t nchunks = (bytes + CU_STAGE_BYTES - 1) / CU_STAGE_BYTES;
+    int first = d->stage_next;
+    size_t issued = 0;
+    for (size_t k = 0; k < nchunks; k++) {
+        while (issued < nchunks && issued < k + 2) {
+            size_t off = issued * CU_STAGE_BYTES;
+            size_t n = bytes - off < CU_STAGE_BYTES ? bytes - off : CU_STAGE_BYTES;
+            int h = (int)((first + issued) & 1);
+            CU_CHECK(cudaMemcpyAsync(d->stage[h], src + off, n, cudaMemcpyDeviceToHost, d->stream));
+            CU_CHECK(cudaEventRecord(d->stage_ev[h], d->stream));
+            issued++;
+        }
+        size_t off = k * CU_STAGE_BYTES;
+        size_t n = bytes - off < CU_STAGE_BYTES ? bytes - off : CU_STAGE_BYTES;
+        int h = (int)((first + k) & 1);
+        CU_CHECK(cudaEventSynchronize(d->stage_ev[h]));
+        memcpy((char *)dst + off, d->stage[h], n);
+    }
+    d->stage_next = (int)((first + nchunks) & 1);
     return EM_OK;
 }
 
@@ -393,6 +500,11 @@ static const em_kernel_entry g_kernels[] = {
     KA(EM_OP_FILL, cu_k_fill),
     KA(EM_OP_COPY, cu_k_copy),
     KA(EM_OP_CAST, cu_k_cast),
+    KA(EM_OP_ARANGE, cu_k_arange),
+    KA(EM_OP_LINSPACE, cu_k_linspace),
+    KF(EM_OP_RAND_UNIFORM, cu_k_random, 0),
+    KF(EM_OP_RAND_NORMAL, cu_k_random, 0),
+    KA(EM_OP_RANDINT, cu_k_random),
     /* binary */
     KA(EM_OP_ADD, cu_k_binary),
     KA(EM_OP_SUB, cu_k_binary),
@@ -402,6 +514,16 @@ static const em_kernel_entry g_kernels[] = {
     KA(EM_OP_MAXIMUM, cu_k_binary),
     KA(EM_OP_MINIMUM, cu_k_binary),
     KF(EM_OP_AXPY, cu_k_axpy, 0),
+    /* comparisons and selection */
+    KA(EM_OP_EQ, cu_k_compare),
+    KA(EM_OP_NE, cu_k_compare),
+    KA(EM_OP_LT, cu_k_compare),
+    KA(EM_OP_LE, cu_k_compare),
+    KA(EM_OP_GT, cu_k_compare),
+    KA(EM_OP_GE, cu_k_compare),
+    KA(EM_OP_WHERE, cu_k_where),
+    KA(EM_OP_CLAMP, cu_k_clamp),
+    KA(EM_OP_MASKED_FILL, cu_k_masked_fill),
     /* unary */
     KA(EM_OP_NEG, cu_k_unary),
     KA(EM_OP_ABS, cu_k_unary),
@@ -421,9 +543,35 @@ static const em_kernel_entry g_kernels[] = {
     KF(EM_OP_RECIPROCAL, cu_k_unary, 0),
     KF(EM_OP_ERF, cu_k_unary, 0),
     KA(EM_OP_SIGN, cu_k_unary),
+    /* reductions and softmax */
+    KA(EM_OP_SUM, cu_k_reduce),
+    KF(EM_OP_MEAN, cu_k_reduce, 0),
+    KA(EM_OP_MAX, cu_k_reduce),
+    KA(EM_OP_MIN, cu_k_reduce),
+    KA(EM_OP_ARGMAX, cu_k_reduce),
+    KA(EM_OP_ARGMIN, cu_k_reduce),
+    KF(EM_OP_VAR, cu_k_reduce, 0),
+    KF(EM_OP_STD, cu_k_reduce, 0),
+    KF(EM_OP_LOGSUMEXP, cu_k_reduce, 0),
+    KF(EM_OP_SOFTMAX, cu_k_softmax, 0),
+    KF(EM_OP_LOG_SOFTMAX, cu_k_softmax, 0),
+    /* data movement */
+    KA(EM_OP_CAT, cu_k_cat),
+    KA(EM_OP_INDEX_SELECT, cu_k_index_select),
+    KA(EM_OP_GATHER, cu_k_gather),
+    KA(EM_OP_SCATTER_ADD, cu_k_scatter_add),
+    {EM_OP_ONE_HOT, EM_I32, 0, cu_k_one_hot},
+    {EM_OP_ONE_HOT, EM_I64, 0, cu_k_one_hot},
     /* linear algebra through cuBLAS: the core makes the inputs dense */
     KF(EM_OP_MATMUL, cu_k_matmul, EM_KERNEL_CONTIGUOUS),
     KF(EM_OP_LINEAR, cu_k_linear, EM_KERNEL_CONTIGUOUS),
+    /* fused (ABI 1.3): f32 and f64 */
+    {EM_OP_ADAM, EM_F32, 0, cu_k_adam},
+    {EM_OP_ADAM, EM_F64, 0, cu_k_adam},
+    {EM_OP_CROSS_ENTROPY, EM_F32, 0, cu_k_cross_entropy},
+    {EM_OP_CROSS_ENTROPY, EM_F64, 0, cu_k_cross_entropy},
+    {EM_OP_CROSS_ENTROPY_BACKWARD, EM_F32, 0, cu_k_cross_entropy},
+    {EM_OP_CROSS_ENTROPY_BACKWARD, EM_F64, 0, cu_k_cross_entropy},
 };
 
 static const char *reason(void) { return NULL; }
