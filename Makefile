@@ -7,7 +7,9 @@
 #   make fuzz    fuzz the checkpoint loader with libFuzzer for FUZZ_TIME seconds (default 60)
 #   make check   test + asan + fuzz: what CI (.ci/run) runs
 #   make bench   build and run the benchmarks: core ops, the MLP training step, the
-#                DataLoader (BENCH_ARGS="--quick --pytorch" adds PyTorch's figures)
+#                DataLoader, then ember-bench all (report in build/bench-report.*)
+#                (BENCH_ARGS="--quick --pytorch" adds PyTorch's figures)
+#   make conformance  ember-conformance on BACKEND (default cpu; a name or a plugin path)
 #   make info    build and show backends and devices (build/tools/ember-info)
 #   make clean   remove build/ and build-asan/
 
@@ -22,7 +24,7 @@ BENCH_ARGS  ?=
 
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: all deps configure build run test asan check bench info clean help
+.PHONY: all deps configure build run test asan check bench conformance info clean help
 
 all: build
 
@@ -56,6 +58,10 @@ bench: build
 	$(BUILD_DIR)/bench/ember-bench-core $(BENCH_ARGS)
 	$(BUILD_DIR)/bench/ember-bench-mlp $(filter --quick --pytorch,$(BENCH_ARGS))
 	$(BUILD_DIR)/bench/ember-bench-dataloader
+	$(BUILD_DIR)/bench/ember-bench all $(filter --pytorch,$(BENCH_ARGS)) --json $(BUILD_DIR)/bench-report.json --markdown $(BUILD_DIR)/bench-report.md --svg $(BUILD_DIR)/bench
+
+conformance: build
+	$(BUILD_DIR)/bench/ember-conformance --backend $(or $(BACKEND),cpu)
 
 info: build
 	$(BUILD_DIR)/tools/ember-info
