@@ -1,91 +1,392 @@
 #version 450
-// elementwise.comp — FILL, COPY, binary (+ scalar form), AXPY and unary ops, f32
-// (COPY and FILL move raw 32-bit words, so they serve every 4-byte dtype).
+// elementwise.comp — every elementwise op: FILL, COPY, CAST, binary (tensor and scalar
+// forms), AXPY, comparisons, WHERE, CLAMP, MASKED_FILL and the unary ops, for every
+// dtype (f64 and i64 only in the -DEM_WIDE build; see common.glsl for the classes).
+// Semantics follow backends/cpu (the reference): integer arithmetic wraps, bool
+// arithmetic is computed in int and stored as != 0, NaN propagates through
+// maximum/minimum, f16/bf16 compute in f32 with an f32 scalar operand.
 //
-// Arguments (words, see vk_ops.c: EW_*):
-//   0 op code (EW_OP_*), 1 ndim, 2 numel, 3 n_in, 4 scalar0 (bits), 5 scalar1 (bits)
-//   8..15 shape (the output's; inputs are already broadcast to it)
-//   16 out tdesc, 25 in0 tdesc, 34 in1 tdesc (offset + 8 strides each)
-// Buffers: b0 = out, b1 = in0, b2 = in1.
+// Specialization constants: SC0 op, SC1 out dtype, SC2 in0 dtype, SC3 in1 dtype,
+// SC4 flag (GELU form), SC5 n_in | 16 if every operand is dense row-major (then element
+// i of each operand is at its offset + i; the other values are also argument words).
+// Arguments (words, see backends/vulkan/vk_internal.h: EW_*):
+//   0 op (em_op id), 1 ndim, 2 numel, 3 n_in, 4 out dtype, 5..7 in0..in2 dtypes,
+//   8..9 scalar 0, 10..11 scalar 1 (two words each, encoded by the host in the compute
+//   class of in0: f32 bits / int64 / f64 bits; FILL and MASKED_FILL: the value's bits in
+//   the output dtype), 12 flag (GELU form),
+//   16..23 shape (the output's; inputs are already broadcast to it),
+//   24 out tdesc, 33 in0 tdesc, 42 in1 tdesc, 51 in2 tdesc (offset + 8 strides each)
+// Buffers: b0 = out, b1 = in0, b2 = in1, b3 = in2.
 #include "common.glsl"
 
 layout(local_size_x = 256) in;
 
-#define EW_FILL 1u
-#define EW_COPY 2u
-#define EW_ADD 20u
-#define EW_SUB 21u
-#define EW_MUL 22u
-#define EW_DIV 23u
-#define EW_MAXIMUM 25u
-#define EW_MINIMUM 26u
-#define EW_AXPY 27u
-#define EW_NEG 50u
-#define EW_ABS 51u
-#define EW_EXP 52u
-#define EW_LOG 53u
-#define EW_SQRT 54u
-#define EW_TANH 58u
-#define EW_SIGMOID 59u
-#define EW_RELU 60u
+#define OP_FILL 1u
+#define OP_COPY 2u
+#define OP_CAST 3u
+#define OP_ADD 20u
+#define OP_SUB 21u
+#define OP_MUL 22u
+#define OP_DIV 23u
+#define OP_POW 24u
+#define OP_MAXIMUM 25u
+#define OP_MINIMUM 26u
+#define OP_AXPY 27u
+#define OP_EQ 30u
+#define OP_NE 31u
+#define OP_LT 32u
+#define OP_LE 33u
+#define OP_GT 34u
+#define OP_GE 35u
+#define OP_WHERE 40u
+#define OP_CLAMP 41u
+#define OP_MASKED_FILL 42u
+#define OP_NEG 50u
+#define OP_ABS 51u
+#define OP_EXP 52u
+#define OP_LOG 53u
+#define OP_SQRT 54u
+#define OP_RSQRT 55u
+#define OP_SIN 56u
+#define OP_COS 57u
+#define OP_TANH 58u
+#define OP_SIGMOID 59u
+#define OP_RELU 60u
+#define OP_GELU 61u
+#define OP_SILU 62u
+#define OP_SOFTPLUS 63u
+#define OP_SQUARE 64u
+#define OP_RECIPROCAL 65u
+#define OP_ERF 66u
+#define OP_SIGN 67u
 
-float binop(uint op, float a, float b)
+#define A_SHAPE 16u
+#define A_TD_OUT 24u
+#define A_TD_IN0 33u
+#define A_TD_IN1 42u
+#define A_TD_IN2 51u
+
+// ---------------- float class ------------------------------------------------------
+
+float f_pow(float a, float b)
+{
+    if (b == 0.0 || a == 1.0) return 1.0;
+    if (isnan(a) || isnan(b)) return em_nan();
+    bool neg = (floatBitsToUint(a) & 0x80000000u) != 0u;
+    bool bint = !isinf(b) && b == floor(b);
+    if (neg && !isinf(a) && a != 0.0 && !isinf(b) && !bint) return em_nan();
+    bool odd = bint && abs(mod(b, 2.0)) == 1.0;
+    float ab = abs(a), r;
+    if (ab == 0.0) r = b > 0.0 ? 0.0 : uintBitsToFloat(0x7f800000u);
+    else if (isinf(b)) r = ab == 1.0 ? 1.0 : ((ab > 1.0) == (b > 0.0) ? b * b : 0.0);
+    else if (isinf(ab)) r = b > 0.0 ? ab : 0.0;
+    else if (bint && abs(b) <= 64.0) {
+        // small integral exponent: square-and-multiply (a few roundings, no log error)
+        float x = ab;
+        r = 1.0;
+        for (uint e = uint(abs(b)); e != 0u; e >>= 1u, x *= x)
+            if ((e & 1u) != 0u) r *= x;
+        if (b < 0.0) r = 1.0 / r;
+    } else r = exp2(b * log2(ab));
+    return (neg && odd) ? -r : r;
+}
+
+// tanh, as the CPU backend's cpu_tanhf: odd polynomial below 0.625, else from exp.
+float f_tanh(float x)
+{
+    float ax = abs(x), z = x * x;
+    float p = ((((-5.70498872745e-3 * z + 2.06390887954e-2) * z - 5.37397155531e-2) * z +
+                1.33314422036e-1) * z - 3.33332819422e-1) * z * ax + ax;
+    float big = 1.0 - 2.0 / (exp(2.0 * ax) + 1.0);
+    float r = ax < 0.625 ? p : big;
+    return x < 0.0 ? -r : (isnan(x) ? x : r);
+}
+
+// erf: Taylor series below 0.5, else 1 - erfc with Numerical Recipes' Chebyshev fit
+// (fractional error < 1.2e-7).
+float f_erfc_pos(float z)
+{
+    float t = 1.0 / (1.0 + 0.5 * z);
+    float poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+                 t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+                 t * (-0.82215223 + t * 0.17087277))))))));
+    return t * exp(-z * z + poly);
+}
+
+float f_erf(float x)
+{
+    float ax = abs(x);
+    if (ax < 0.5) {
+        float z = x * x;
+        float s = 1.0 + z * (-1.0 / 3.0 + z * (1.0 / 10.0 + z * (-1.0 / 42.0 + z * (1.0 / 216.0 +
+                  z * (-1.0 / 1320.0 + z * (1.0 / 9360.0))))));
+        return 1.1283791670955126 * x * s;
+    }
+    float r = 1.0 - f_erfc_pos(ax);
+    return x < 0.0 ? -r : r;
+}
+
+// GELU, erf form, as the CPU backend's cpu_gelu_erf: x * 0.5 * erfc(-x / sqrt 2), with
+// exp(-x^2/2) split so the tail keeps its relative accuracy.
+float f_gelu_erf(float x)
+{
+    float ax = abs(x);
+    float t = 1.0 / (1.0 + 0.35355339059327376220 * ax);
+    float poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+                 t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+                 t * (-0.82215223 + t * 0.17087277))))))));
+    float xh = uintBitsToFloat(floatBitsToUint(ax) & 0xfffff000u), xl = ax - xh;
+    float lo = poly - 0.5 * xl * (ax + xh);
+    lo = isinf(ax) ? 0.0 : lo;
+    float e = t * exp(-0.5 * xh * xh) * exp(lo);
+    float phi2 = x < 0.0 ? e : 2.0 - e;
+    return x * 0.5 * phi2;
+}
+
+float f_log1p(float y)
+{
+    float u = 1.0 + y;
+    if (u == 1.0) return y;
+    if (isinf(u)) return u;
+    return log(u) * (y / (u - 1.0));
+}
+
+float f_unary(uint op, float x)
 {
     switch (op) {
-    case EW_ADD: return a + b;
-    case EW_SUB: return a - b;
-    case EW_MUL: return a * b;
-    case EW_DIV: return a / b;
-    case EW_MAXIMUM: return (isnan(a) || isnan(b)) ? em_nan() : max(a, b);
-    case EW_MINIMUM: return (isnan(a) || isnan(b)) ? em_nan() : min(a, b);
+    case OP_NEG: return -x;
+    case OP_ABS: return abs(x);
+    case OP_EXP: return exp(x);
+    case OP_LOG: return log(x);
+    case OP_SQRT: return sqrt(x);
+    case OP_RSQRT: return 1.0 / sqrt(x);
+    case OP_SIN: return sin(x);
+    case OP_COS: return cos(x);
+    case OP_TANH: return f_tanh(x);
+    case OP_SIGMOID: return 1.0 / (1.0 + exp(-x));
+    case OP_RELU: return x < 0.0 ? 0.0 : x;
+    case OP_GELU:
+        if (SC4 == 1u) return x / (1.0 + exp(-1.59576912160573071176 * (x + 0.044715 * x * x * x)));
+        return f_gelu_erf(x);
+    case OP_SILU: return x / (1.0 + exp(-x));
+    case OP_SOFTPLUS: {
+        float beta = uintBitsToFloat(arg(8u)), thr = uintBitsToFloat(arg(10u));
+        return x * beta > thr ? x : f_log1p(exp(beta * x)) / beta;
+    }
+    case OP_SQUARE: return x * x;
+    case OP_RECIPROCAL: return 1.0 / x;
+    case OP_ERF: return f_erf(x);
+    case OP_SIGN: return isnan(x) ? x : float(x > 0.0) - float(x < 0.0);
     }
     return em_nan();
 }
 
-float unop(uint op, float x)
+float f_binary(uint op, float a, float b)
 {
     switch (op) {
-    case EW_NEG: return -x;
-    case EW_ABS: return abs(x);
-    case EW_EXP: return exp(x);
-    case EW_LOG: return log(x);
-    case EW_SQRT: return sqrt(x);
-    case EW_TANH: {
-        // tanh(x) from exp(-2|x|): no overflow for large |x|, exact sign, NaN stays NaN.
-        if (isnan(x)) return x;
-        float t = exp(-2.0 * abs(x));
-        float r = (1.0 - t) / (1.0 + t);
-        return x < 0.0 ? -r : r;
-    }
-    case EW_SIGMOID: {
-        if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
-        float e = exp(x);
-        return e / (1.0 + e);
-    }
-    case EW_RELU: return isnan(x) ? x : max(x, 0.0);
+    case OP_ADD: return a + b;
+    case OP_SUB: return a - b;
+    case OP_MUL: return a * b;
+    case OP_DIV: return a / b;
+    case OP_POW:
+#ifdef EM_WIDE
+        // |b log a| up to ~100 would cost f32 exp2/log2 up to ~1e-5 relative: in double
+        // the result rounds to the correctly rounded f32 in nearly every case
+        if (a > 0.0 && !isinf(a) && !isinf(b) && !isnan(b) && b != 0.0 && a != 1.0) {
+            bool bint = b == floor(b);
+            if (!(bint && abs(b) <= 64.0)) return float(dexp(double(b) * dlog(double(a))));
+        }
+#endif
+        return f_pow(a, b);
+    case OP_MAXIMUM: return (isnan(a) || a > b) ? a : b;
+    case OP_MINIMUM: return (isnan(a) || a < b) ? a : b;
     }
     return em_nan();
+}
+
+// ---------------- int class ---------------------------------------------------------
+
+ITYPE i_pow(ITYPE a, ITYPE b)
+{
+    if (b < ITYPE(0))
+        return a == ITYPE(1) ? ITYPE(1)
+             : a == ITYPE(-1) ? ((b & ITYPE(1)) != ITYPE(0) ? ITYPE(-1) : ITYPE(1)) : ITYPE(0);
+    ITYPE r = ITYPE(1), x = a;
+    for (ITYPE e = b; e != ITYPE(0); e >>= 1, x *= x)
+        if ((e & ITYPE(1)) != ITYPE(0)) r *= x;
+    return r;
+}
+
+ITYPE i_scalar(uint at)
+{
+#ifdef EM_WIDE
+    return int64_t(packUint2x32(arg2(at)));
+#else
+    return int(arg(at));
+#endif
+}
+
+ITYPE i_binary(uint op, ITYPE a, ITYPE b)
+{
+    switch (op) {
+    case OP_ADD: return a + b;
+    case OP_SUB: return a - b;
+    case OP_MUL: return a * b;
+    case OP_POW: return i_pow(a, b);
+    case OP_MAXIMUM: return a > b ? a : b;
+    case OP_MINIMUM: return a < b ? a : b;
+    }
+    return ITYPE(0);
+}
+
+ITYPE i_unary(uint op, ITYPE x)
+{
+    switch (op) {
+    case OP_NEG: return -x;
+    case OP_ABS: return x < ITYPE(0) ? -x : x;
+    case OP_RELU: return x < ITYPE(0) ? ITYPE(0) : x;
+    case OP_SQUARE: return x * x;
+    case OP_SIGN: return ITYPE(x > ITYPE(0)) - ITYPE(x < ITYPE(0));
+    }
+    return ITYPE(0);
+}
+
+bool compare_op(uint op, int c) // c: -1, 0, 1 or 2 (unordered: NaN)
+{
+    switch (op) {
+    case OP_EQ: return c == 0;
+    case OP_NE: return c != 0;
+    case OP_LT: return c == -1;
+    case OP_LE: return c == -1 || c == 0;
+    case OP_GT: return c == 1;
+    case OP_GE: return c == 1 || c == 0;
+    }
+    return false;
+}
+
+// ---------------- double class (wide build) -----------------------------------------
+#ifdef EM_WIDE
+double d_scalar(uint at) { return packDouble2x32(arg2(at)); }
+
+double d_unary(uint op, double x)
+{
+    switch (op) {
+    case OP_NEG: return -x;
+    case OP_ABS: return abs(x);
+    case OP_SQRT: return sqrt(x);
+    case OP_RSQRT: return 1.0LF / sqrt(x);
+    case OP_RELU: return x < 0.0LF ? 0.0LF : x;
+    case OP_SQUARE: return x * x;
+    case OP_RECIPROCAL: return 1.0LF / x;
+    case OP_SIGN: return isnan(x) ? x : double(x > 0.0LF) - double(x < 0.0LF);
+    }
+    return double(em_nan()); // others are declined by the host (no f64 transcendentals)
+}
+
+double d_binary(uint op, double a, double b)
+{
+    switch (op) {
+    case OP_ADD: return a + b;
+    case OP_SUB: return a - b;
+    case OP_MUL: return a * b;
+    case OP_DIV: return a / b;
+    case OP_MAXIMUM: return (isnan(a) || a > b) ? a : b;
+    case OP_MINIMUM: return (isnan(a) || a < b) ? a : b;
+    }
+    return double(em_nan());
+}
+#endif
+
+const bool dense = (SC5 & 16u) != 0u;
+uint at(uint i, uint ndim, uint td) { return dense ? arg(td) + i : em_strided_index(i, ndim, A_SHAPE, td); }
+
+uvec2 cast_value(uint from, uint to, uvec2 x)
+{
+    if (dt_is_float(from)) return f_to_raw(to, raw_to_f(from, x));
+#ifdef EM_WIDE
+    if (from == DT_F64) return d_to_raw(to, raw_to_d(from, x));
+#endif
+    return i_to_raw(to, raw_to_i(from, x));
 }
 
 void main()
 {
-    uint op = arg(0u), ndim = arg(1u), numel = arg(2u), n_in = arg(3u);
+    const uint op = SC0, dto = SC1, dt0 = SC2, dt1 = SC3, n_in = SC5 & 15u;
+    uint ndim = arg(1u), numel = arg(2u);
+    uint eso = dt_size(dto), es0 = dt_size(dt0);
     uint stride = gl_NumWorkGroups.x * 256u;
     for (uint i = gl_GlobalInvocationID.x; i < numel; i += stride) {
-        uint o = em_strided_index(i, ndim, 8u, 16u);
-        if (op == EW_FILL) { b0[o] = arg(4u); continue; }
-        uint x0 = b1[em_strided_index(i, ndim, 8u, 25u)];
-        if (op == EW_COPY) { b0[o] = x0; continue; }
-        float a = uintBitsToFloat(x0), r;
-        if (op == EW_AXPY) {
-            r = a + argf(4u) * uintBitsToFloat(b2[em_strided_index(i, ndim, 8u, 34u)]);
-        } else if (op >= EW_ADD && op <= EW_MINIMUM) {
-            float b = n_in == 2u ? uintBitsToFloat(b2[em_strided_index(i, ndim, 8u, 34u)])
-                                 : argf(4u);
-            r = binop(op, a, b);
-        } else {
-            r = unop(op, a);
+        uint o = at(i, ndim, A_TD_OUT);
+        if (op == OP_FILL) { raw_st_b0(eso, o, arg2(8u)); continue; }
+        uvec2 x0 = raw_ld_b1(es0, at(i, ndim, A_TD_IN0));
+        if (op == OP_COPY) { raw_st_b0(eso, o, x0); continue; }
+        if (op == OP_CAST) { raw_st_b0(eso, o, cast_value(dt0, dto, x0)); continue; }
+        if (op == OP_WHERE) { // out = in2 ? in0 : in1
+            uint c = raw_ld_b3(1u, at(i, ndim, A_TD_IN2)).x;
+            if (c == 0u) x0 = raw_ld_b2(es0, at(i, ndim, A_TD_IN1));
+            raw_st_b0(eso, o, x0);
+            continue;
         }
-        b0[o] = floatBitsToUint(r);
+        if (op == OP_MASKED_FILL) { // out = in1 ? value : in0
+            uint m = raw_ld_b2(1u, at(i, ndim, A_TD_IN1)).x;
+            raw_st_b0(eso, o, m != 0u ? arg2(8u) : x0);
+            continue;
+        }
+        bool two = (op >= OP_ADD && op <= OP_GE) && n_in >= 2u;
+        uvec2 x1 = two ? raw_ld_b2(dt_size(dt1), at(i, ndim, A_TD_IN1))
+                       : uvec2(0u);
+        bool is_cmp = op >= OP_EQ && op <= OP_GE;
+        if (dt_is_float(dt0)) {
+            float a = raw_to_f(dt0, x0), r;
+            float b = two ? raw_to_f(dt0, x1) : argf(8u);
+            if (is_cmp) {
+                int c = (isnan(a) || isnan(b)) ? 2 : a < b ? -1 : a > b ? 1 : 0;
+                raw_st_b0(1u, o, uvec2(compare_op(op, c) ? 1u : 0u, 0u));
+                continue;
+            }
+            if (op == OP_AXPY) r = a + argf(8u) * b;
+            else if (op >= OP_ADD && op <= OP_MINIMUM) r = f_binary(op, a, b);
+            else if (op == OP_CLAMP) {
+                float lo = argf(8u), hi = argf(10u);
+                r = a < lo ? lo : a;
+                r = r > hi ? hi : r;
+            } else r = f_unary(op, a);
+            raw_st_b0(eso, o, f_to_raw(dto, r));
+#ifdef EM_WIDE
+        } else if (dt0 == DT_F64) {
+            double a = raw_to_d(dt0, x0), r;
+            double b = two ? raw_to_d(dt0, x1) : d_scalar(8u);
+            if (is_cmp) {
+                int c = (isnan(a) || isnan(b)) ? 2 : a < b ? -1 : a > b ? 1 : 0;
+                raw_st_b0(1u, o, uvec2(compare_op(op, c) ? 1u : 0u, 0u));
+                continue;
+            }
+            if (op == OP_AXPY) {
+                precise double t = d_scalar(8u) * b;
+                r = a + t;
+            } else if (op >= OP_ADD && op <= OP_MINIMUM) r = d_binary(op, a, b);
+            else if (op == OP_CLAMP) {
+                double lo = d_scalar(8u), hi = d_scalar(10u);
+                r = a < lo ? lo : a;
+                r = r > hi ? hi : r;
+            } else r = d_unary(op, a);
+            raw_st_b0(eso, o, d_to_raw(dto, r));
+#endif
+        } else {
+            ITYPE a = raw_to_i(dt0, x0), r;
+            ITYPE b = two ? raw_to_i(dt0, x1) : i_scalar(8u);
+            if (is_cmp) {
+                int c = a < b ? -1 : a > b ? 1 : 0;
+                raw_st_b0(1u, o, uvec2(compare_op(op, c) ? 1u : 0u, 0u));
+                continue;
+            }
+            if (op >= OP_ADD && op <= OP_MINIMUM) r = i_binary(op, a, b);
+            else if (op == OP_CLAMP) {
+                ITYPE lo = i_scalar(8u), hi = i_scalar(10u);
+                r = a < lo ? lo : a;
+                r = r > hi ? hi : r;
+            } else r = i_unary(op, a);
+            raw_st_b0(eso, o, i_to_raw(dto, r));
+        }
     }
 }

@@ -11,6 +11,12 @@
  * than maxStorageBufferRange is refused (one binding must cover it). Freed
  * buffers are deferred until the batch that may use them has completed.
  *
+ * Features: shaderInt64 and shaderFloat64 are enabled when the device has
+ * both (d->wide); only then are the *_WIDE pipelines (i64/f64 kernels)
+ * created. Without them vk_supports() declines i64/f64 arithmetic and the
+ * core runs it on the CPU (copies, fills, where, masked_fill and index ops
+ * move raw bits and work on every device).
+ *
  * Execution: ops are recorded into one command buffer (the batch) with a
  * full compute/transfer memory barrier before every command; the batch is
  * submitted and waited for by download, synchronize, or when it reaches
@@ -94,23 +100,14 @@ static em_status create_pipelines(vk_device *d)
                                      .poolSizeCount = 1,
                                      .pPoolSizes = &ps};
     VK_CHECK(d, vkCreateDescriptorPool(d->dev, &dp, NULL, &d->desc_pool));
-    /* Every shader's pipeline, created once (the set is small). */
+    /* Every shader's module, created once; wide variants only where the device
+     * has 64-bit integer and float arithmetic. Pipelines: vk_pipeline. */
     for (int s = 0; s < VK_SH_COUNT; s++) {
+        if (vk_shaders[s].wide && !d->wide) continue;
         VkShaderModuleCreateInfo smi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
                                         .codeSize = vk_shaders[s].bytes,
                                         .pCode = vk_shaders[s].words};
-        VkShaderModule mod;
-        VK_CHECK(d, vkCreateShaderModule(d->dev, &smi, NULL, &mod));
-        VkComputePipelineCreateInfo cpi = {
-            .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
-            .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
-                      .stage = VK_SHADER_STAGE_COMPUTE_BIT,
-                      .module = mod,
-                      .pName = "main"},
-            .layout = d->pipe_layout};
-        VkResult r = vkCreateComputePipelines(d->dev, VK_NULL_HANDLE, 1, &cpi, NULL, &d->pipes[s]);
-        vkDestroyShaderModule(d->dev, mod, NULL);
-        if (r != VK_SUCCESS) return vk_fail_result(d, r, "vkCreateComputePipelines");
+        VK_CHECK(d, vkCreateShaderModule(d->dev, &smi, NULL, &d->mods[s]));
     }
     return EM_OK;
 }
@@ -133,9 +130,12 @@ static em_status create_device(vk_device *d)
                                    .queueFamilyIndex = fam,
                                    .queueCount = 1,
                                    .pQueuePriorities = &prio};
+    VkPhysicalDeviceFeatures want = {.shaderInt64 = d->wide ? VK_TRUE : VK_FALSE,
+                                     .shaderFloat64 = d->wide ? VK_TRUE : VK_FALSE};
     VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
                               .queueCreateInfoCount = 1,
-                              .pQueueCreateInfos = &qci};
+                              .pQueueCreateInfos = &qci,
+                              .pEnabledFeatures = &want};
     VK_CHECK(d, vkCreateDevice(d->phys, &dci, NULL, &d->dev));
     vkGetDeviceQueue(d->dev, fam, 0, &d->queue);
     VkCommandPoolCreateInfo cpi = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
@@ -176,8 +176,13 @@ em_status vk_device_ready(vk_device *d)
         return st;
     }
     d->ready = 1;
-    vk_log(EM_LOG_INFO, "%s: device ready (binding limit %llu bytes, alignment %llu)",
-           d->props.deviceName, (unsigned long long)d->max_range, (unsigned long long)d->align);
+    if ((st = vk_alloc(d, 256, &d->check)) != EM_OK) {
+        vk_device_destroy(d);
+        return st;
+    }
+    vk_log(EM_LOG_INFO, "%s: device ready (binding limit %llu bytes, alignment %llu; i64/f64 "
+           "kernels %s)", d->props.deviceName, (unsigned long long)d->max_range,
+           (unsigned long long)d->align, d->wide ? "on" : "off (no shaderInt64+shaderFloat64)");
     return EM_OK;
 }
 
@@ -362,6 +367,8 @@ void vk_device_destroy(vk_device *d)
     }
     pthread_mutex_lock(&d->lock);
     release_deferred_locked(d);
+    free(d->check); /* its range goes with its block */
+    d->check = NULL;
     while (d->blocks) {
         vk_block *b = d->blocks;
         d->blocks = b->next;
@@ -369,8 +376,11 @@ void vk_device_destroy(vk_device *d)
     }
     pthread_mutex_unlock(&d->lock);
     if (d->dev) {
+        for (uint32_t i = 0; d->pipes && i < VK_PIPE_SLOTS; i++)
+            if (d->pipes[i].pipe) vkDestroyPipeline(d->dev, d->pipes[i].pipe, NULL);
+        free(d->pipes);
         for (int s = 0; s < VK_SH_COUNT; s++)
-            if (d->pipes[s]) vkDestroyPipeline(d->dev, d->pipes[s], NULL);
+            if (d->mods[s]) vkDestroyShaderModule(d->dev, d->mods[s], NULL);
         if (d->pipe_layout) vkDestroyPipelineLayout(d->dev, d->pipe_layout, NULL);
         if (d->set_layout) vkDestroyDescriptorSetLayout(d->dev, d->set_layout, NULL);
         if (d->desc_pool) vkDestroyDescriptorPool(d->dev, d->desc_pool, NULL);
@@ -386,9 +396,10 @@ void vk_device_destroy(vk_device *d)
     VkPhysicalDeviceProperties props = d->props;
     VkPhysicalDeviceMemoryProperties mp = d->mem_props;
     VkDeviceSize align = d->align, max_range = d->max_range;
-    int index = d->index, lost = d->lost;
+    int index = d->index, lost = d->lost, wide = d->wide;
     pthread_mutex_t lock = d->lock;
     memset(d, 0, sizeof *d);
+    d->wide = wide;
     d->phys = phys;
     d->props = props;
     d->mem_props = mp;
@@ -471,9 +482,62 @@ em_status vk_flush(vk_device *d)
     return st;
 }
 
-em_status vk_dispatch(vk_device *d, int sh, const uint32_t *args, uint32_t n_args,
-                      vk_buffer *const bufs[3], uint32_t gx, uint32_t gy, uint32_t gz)
+/* The pipeline of (shader, specialization constants), created on first use
+ * and cached for the device's lifetime (open addressing on a hash of the key). */
+static em_status vk_pipeline(vk_device *d, int sh, const uint32_t spec[VK_N_SPEC], VkPipeline *out)
 {
+    if (sh < 0 || sh >= VK_SH_COUNT || !d->mods[sh])
+        return vk_fail(EM_ERR_INTERNAL, "vulkan: no shader module %d (%s)", sh,
+                       sh >= 0 && sh < VK_SH_COUNT ? vk_shaders[sh].name : "?");
+    if (!d->pipes) {
+        d->pipes = calloc(VK_PIPE_SLOTS, sizeof *d->pipes);
+        if (!d->pipes) return vk_fail(EM_ERR_OUT_OF_MEMORY, "vulkan: out of host memory");
+    }
+    uint32_t h = 2166136261u ^ (uint32_t)sh;
+    for (int i = 0; i < VK_N_SPEC; i++) h = (h ^ spec[i]) * 16777619u;
+    for (uint32_t probe = 0; probe < VK_PIPE_SLOTS; probe++) {
+        vk_pipe_entry *e = &d->pipes[(h + probe) % VK_PIPE_SLOTS];
+        if (e->pipe && e->sh == sh && !memcmp(e->spec, spec, sizeof e->spec)) {
+            *out = e->pipe;
+            return EM_OK;
+        }
+        if (e->pipe) continue;
+        VkSpecializationMapEntry me[VK_N_SPEC];
+        for (uint32_t i = 0; i < VK_N_SPEC; i++)
+            me[i] = (VkSpecializationMapEntry){.constantID = i, .offset = 4 * i, .size = 4};
+        VkSpecializationInfo si = {.mapEntryCount = VK_N_SPEC,
+                                   .pMapEntries = me,
+                                   .dataSize = 4 * VK_N_SPEC,
+                                   .pData = spec};
+        VkComputePipelineCreateInfo cpi = {
+            .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+            .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+                      .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                      .module = d->mods[sh],
+                      .pName = "main",
+                      .pSpecializationInfo = &si},
+            .layout = d->pipe_layout};
+        VK_CHECK(d, vkCreateComputePipelines(d->dev, VK_NULL_HANDLE, 1, &cpi, NULL, &e->pipe));
+        e->sh = sh;
+        memcpy(e->spec, spec, sizeof e->spec);
+        d->n_pipes++;
+        vk_log(EM_LOG_DEBUG, "pipeline %s [%u %u %u %u %u %u] (%u cached)", vk_shaders[sh].name,
+               spec[0], spec[1], spec[2], spec[3], spec[4], spec[5], d->n_pipes);
+        *out = e->pipe;
+        return EM_OK;
+    }
+    return vk_fail(EM_ERR_OUT_OF_MEMORY, "vulkan: pipeline cache full (%u pipelines)",
+                   VK_PIPE_SLOTS);
+}
+
+em_status vk_dispatch(vk_device *d, int sh, const uint32_t spec[VK_N_SPEC], const uint32_t *args,
+                      uint32_t n_args, vk_buffer *const bufs[VK_N_DATA], uint32_t gx, uint32_t gy,
+                      uint32_t gz)
+{
+    static const uint32_t no_spec[VK_N_SPEC];
+    VkPipeline pipe = VK_NULL_HANDLE;
+    em_status st0 = vk_pipeline(d, sh, spec ? spec : no_spec, &pipe);
+    if (st0) return st0;
     if (n_args > VK_DISPATCH_ARGS_MAX)
         return vk_fail(EM_ERR_INTERNAL, "vulkan: %u argument words (limit %u)", n_args,
                        VK_DISPATCH_ARGS_MAX);
@@ -496,7 +560,7 @@ em_status vk_dispatch(vk_device *d, int sh, const uint32_t *args, uint32_t n_arg
     VkDescriptorBufferInfo bi[VK_N_BINDINGS];
     VkWriteDescriptorSet w[VK_N_BINDINGS];
     bi[0] = (VkDescriptorBufferInfo){d->args_buf, 0, VK_WHOLE_SIZE};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < VK_N_DATA; i++) {
         const vk_buffer *b = bufs[i];
         bi[1 + i] = b ? (VkDescriptorBufferInfo){b->block->buf, b->offset, b->size}
                       : (VkDescriptorBufferInfo){d->args_buf, 0, VK_WHOLE_SIZE};
@@ -510,7 +574,7 @@ em_status vk_dispatch(vk_device *d, int sh, const uint32_t *args, uint32_t n_arg
                                       .pBufferInfo = &bi[i]};
     vkUpdateDescriptorSets(d->dev, VK_N_BINDINGS, w, 0, NULL);
     barrier(d);
-    vkCmdBindPipeline(d->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, d->pipes[sh]);
+    vkCmdBindPipeline(d->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
     vkCmdBindDescriptorSets(d->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, d->pipe_layout, 0, 1, &set, 0,
                             NULL);
     vkCmdPushConstants(d->cmd, d->pipe_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, 4, &at);

@@ -8,6 +8,10 @@
  * warning and error. Every table call checks that record first and every
  * kernel checks it after recording, so a validation message fails the
  * current op (or the next call) with EM_ERR_BACKEND and the message.
+ * EMBER_VULKAN_SELFTEST=invalid-call (tests only) makes the first kernel of a
+ * device issue one invalid call (vk_enter in vk_ops.c), which the layer must
+ * report: tests/vulkan/test_vulkan.c's "validation" scenario fails if it is
+ * silenced.
  *
  * The logical device is created on first use (vk_device_ready), not in
  * device_open: every program that loads the plugins opens every device, and
@@ -52,6 +56,11 @@ void vk_log(int level, const char *fmt, ...)
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     g_host.log(level, "vulkan", "%s", buf);
+}
+
+const char *vk_getenv(const char *name)
+{
+    return g_have_host && g_host.getenv ? g_host.getenv(name) : NULL;
 }
 
 const char *vk_result_name(VkResult r)
@@ -279,7 +288,14 @@ static em_status device_info(int index, em_plugin_device_info *info)
              VK_API_VERSION_PATCH(p.apiVersion), p.driverVersion, p.vendorID, p.deviceID,
              (unsigned long long)(p.limits.maxStorageBufferRange >> 20),
              g_validation ? "on" : "off");
-    v.dtype_mask = (1u << EM_F32) | (1u << EM_I32);
+    /* f16/bf16/bool need no device feature (the shaders convert bits by hand);
+     * i64/f64 arithmetic needs shaderInt64+shaderFloat64 (without them those
+     * tensors still live here but their arithmetic runs on the CPU). */
+    VkPhysicalDeviceFeatures f;
+    vkGetPhysicalDeviceFeatures(g_phys[index], &f);
+    v.dtype_mask = (1u << EM_F32) | (1u << EM_F16) | (1u << EM_BF16) | (1u << EM_I32) |
+                   (1u << EM_BOOL);
+    if (f.shaderInt64 && f.shaderFloat64) v.dtype_mask |= (1u << EM_I64) | (1u << EM_F64);
     size_t n = info->struct_size;
     if (n == 0 || n > sizeof v) n = sizeof v;
     memcpy(info, &v, n);
@@ -299,6 +315,12 @@ static em_status device_open(int index, void **dev)
     d->align = d->props.limits.minStorageBufferOffsetAlignment;
     if (d->align < 256) d->align = 256;
     d->max_range = d->props.limits.maxStorageBufferRange;
+    /* i64/f64 kernels need both features; EMBER_VULKAN_NARROW=1 (tests) turns
+     * them off to exercise what devices without them do. */
+    VkPhysicalDeviceFeatures f;
+    vkGetPhysicalDeviceFeatures(d->phys, &f);
+    const char *narrow = vk_getenv("EMBER_VULKAN_NARROW");
+    d->wide = f.shaderInt64 && f.shaderFloat64 && !(narrow && *narrow && strcmp(narrow, "0"));
     pthread_mutex_init(&d->lock, NULL);
     *dev = d;
     return EM_OK;

@@ -9,9 +9,20 @@
  *          multiples of the tiles, empty tensors; the max error is printed; no op
  *          may fall back; a validation message fails the op that caused it, and
  *          synchronize at the end proves none is pending.
+ *   more   every other op of api/ember_plugin.h on every dtype vs the CPU device:
+ *          casts between all dtypes on special values (NaN, inf, out of range,
+ *          ties) exactly; elementwise ops, comparisons, where/clamp/masked_fill;
+ *          reductions over dims (also the two-pass path); softmax; index ops with
+ *          duplicate indices and an out-of-range index (EM_ERR_INDEX); random ops
+ *          bit for bit; linear/addmm. With EMBER_VULKAN_NARROW=1 (the
+ *          ops_narrow test) only the i64/f64 part may fall back to the CPU.
+ *   validation  EMBER_VULKAN_SELFTEST=invalid-call makes the plugin issue one
+ *          invalid Vulkan call in its first kernel: the op must fail with the
+ *          layer's message (VUID-VkBufferCreateInfo-size-00912), and the next op
+ *          must succeed. Fails if the validation layer is off or silenced.
  * Exit 77 (skipped) when no Vulkan device can be used.
  */
-#include "ember.h"
+#include "test_vulkan.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -19,20 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int g_fail, g_pass;
-#define EXPECT(c, ...)                                                                   \
-    do {                                                                                 \
-        if (c) g_pass++;                                                                 \
-        else {                                                                           \
-            g_fail++;                                                                    \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                  \
-            printf(__VA_ARGS__);                                                         \
-            printf(" [%s]\n", em_last_error());                                          \
-        }                                                                                \
-    } while (0)
+int g_fail, g_pass;
 
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-static double urand(void)
+double urand(void)
 {
     g_rng ^= g_rng << 13;
     g_rng ^= g_rng >> 7;
@@ -40,10 +41,10 @@ static double urand(void)
     return (double)(g_rng >> 11) * 0x1.0p-53;
 }
 
-static em_device *g_vk, *g_cpu;
-static uint64_t g_read_fallbacks; /* em_tensor_read_f64 casts to f64: a CPU fallback */
+em_device *g_vk, *g_cpu;
+uint64_t g_read_fallbacks; /* em_tensor_read_f64 casts to f64: a CPU fallback */
 
-static em_tensor *rand_t(int ndim, const int64_t *shape, double lo, double hi, em_device *dev)
+em_tensor *rand_t(int ndim, const int64_t *shape, double lo, double hi, em_device *dev)
 {
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) n *= shape[i];
@@ -56,7 +57,7 @@ static em_tensor *rand_t(int ndim, const int64_t *shape, double lo, double hi, e
 
 /* Compares the Vulkan result with the CPU one: |v - c| <= atol + rtol*|c|
  * (NaN must match NaN). Prints the max error. */
-static void compare(const char *what, em_tensor *v, em_tensor *c, double atol, double rtol)
+void compare(const char *what, em_tensor *v, em_tensor *c, double atol, double rtol)
 {
     EXPECT(v && c, "%s: result missing (vulkan %p, cpu %p)", what, (void *)v, (void *)c);
     if (!v || !c) return;
@@ -235,9 +236,37 @@ static void test_ops(void)
     EXPECT(em_device_synchronize(g_vk) == EM_OK, "synchronize (validation messages pending?)");
 }
 
+/* ---------------- validation ---------------------------------------------- */
+
+/* main set EMBER_VULKAN_SELFTEST=invalid-call: the plugin's first kernel makes
+ * one invalid call, which the validation layer must report and the plugin must
+ * turn into this op's failure. A silenced or absent layer fails this test. */
+static void test_validation(void)
+{
+    const char *val = getenv("EMBER_VULKAN_VALIDATION");
+    EXPECT(val && !strcmp(val, "1"), "EMBER_VULKAN_VALIDATION is not 1 (CTest sets it)");
+    int64_t n = 8;
+    em_tensor *x = em_tensor_to(rand_t(1, &n, 0, 1, g_cpu), g_vk);
+    EXPECT(x != NULL, "upload");
+    em_tensor *y = em_add(x, x);
+    const char *msg = em_last_error();
+    printf("first op with the deliberate invalid call: %s\n  status %s, message: %.300s\n",
+           y ? "succeeded" : "failed", em_status_str(em_last_status()), msg);
+    EXPECT(y == NULL && em_last_status() == EM_ERR_BACKEND,
+           "the invalid Vulkan call did not fail the op: is the validation layer on?");
+    EXPECT(strstr(msg, "validation") && strstr(msg, "VUID-VkBufferCreateInfo-size-00912"),
+           "the error does not carry the layer's message");
+    em_clear_error();
+    em_tensor *z = em_add(x, x);
+    EXPECT(z != NULL, "the op after the reported one failed too");
+    compare("add after the validation failure", z, em_add(em_tensor_to(x, g_cpu), em_tensor_to(x, g_cpu)), 0, 0);
+    EXPECT(em_device_synchronize(g_vk) == EM_OK, "synchronize");
+}
+
 int main(int argc, char **argv)
 {
     const char *scenario = argc > 1 ? argv[1] : "ops";
+    if (!strcmp(scenario, "validation")) setenv("EMBER_VULKAN_SELFTEST", "invalid-call", 1);
     if (em_init() != EM_OK && !em_device_cpu()) {
         printf("em_init failed: %s\n", em_last_error());
         return 1;
@@ -250,7 +279,11 @@ int main(int argc, char **argv)
         return 77;
     }
     if (!strcmp(scenario, "props")) test_props();
-    else test_ops();
+    else if (!strcmp(scenario, "validation")) test_validation();
+    else {
+        test_ops();
+        test_more();
+    }
     em_shutdown();
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
