@@ -9,8 +9,9 @@
 # package here; the CUDA plugin is built when CMake finds it (e.g. /usr/local/cuda).
 set -euo pipefail
 
+# abigail-tools: abidw/abidiff for the ABI record check (abi/README.md, test sdk_abi).
 packages=(build-essential cmake libopenblas-dev pkg-config
-          mesa-vulkan-drivers libvulkan-dev glslc vulkan-validationlayers "$@")
+          mesa-vulkan-drivers libvulkan-dev glslc vulkan-validationlayers abigail-tools "$@")
 
 if ! command -v dpkg >/dev/null 2>&1; then
     echo "deps: not a Debian-like system (no dpkg); install by hand: ${packages[*]}" >&2
