@@ -160,7 +160,10 @@ typedef struct em_generator em_generator; /* random-number stream          */
  * to a .so; unset = best hardware device, GPU before CPU, software-emulated
  * devices only by name), EMBER_PLUGIN_PATH (colon-separated folders),
  * EMBER_STRICT=1 (a CPU fallback becomes an error), EMBER_LOG=debug|info|warn,
- * EMBER_FUSED=0 (no fused Adam/cross-entropy kernels: composed ops instead). */
+ * EMBER_FUSED=0 (no fused Adam/cross-entropy kernels: composed ops instead),
+ * EMBER_GUARD=1 (guard bytes around every allocation, checked after each
+ * kernel: a kernel writing outside its output fails the op; for checking
+ * plugins, slow). */
 EM_API em_status em_init(void);
 /* Releases every tensor-independent resource and unloads plugins. Tensors
  * still alive become invalid. Safe to call when not initialised. */

@@ -23,8 +23,11 @@
  *     add_scaled_, scatter_add_, fill_, copy_ and casting copy_) are views
  *     into a larger buffer whose guard regions (before, after, and between
  *     strided elements) hold a pattern that must survive: a kernel that
- *     writes out of bounds fails. (Outputs of out-of-place ops are allocated
- *     by the core at their exact size; see docs/benchmarks.md.)
+ *     writes out of bounds fails. Outputs of out-of-place ops are checked by
+ *     the core itself: EMBER_GUARD=1 is set before em_init, so every
+ *     allocation sits between two guard regions that the dispatcher checks
+ *     after each kernel (core/guard.c); a kernel writing past its output
+ *     fails the op with "EMBER_GUARD: ... wrote outside its output".
  *   - gradients by finite differences (conformance_grad.c).
  * Exit status: 0 when nothing failed (gaps allowed unless --require-full),
  * 1 on any failure, 2 on bad usage, 77 when the device is not available
@@ -445,6 +448,43 @@ static void check_inplace(conf_ctx *ctx, const ip_op *ip, em_dtype d, conf_tally
 /* main                                                                      */
 /* ------------------------------------------------------------------------ */
 
+/* full: FILL into a fresh allocation, the out-of-place case the guard regions
+ * of EMBER_GUARD=1 cover (the core checks them after the kernel). Every
+ * element must read back as the value. */
+static void check_full(conf_ctx *ctx, em_dtype d, conf_tally *t)
+{
+    static const int64_t geoms[3][2] = {{1, 1}, {7, 33}, {130, 260}};
+    for (int g = 0; g < 3; g++) {
+        char label[80];
+        snprintf(label, sizeof label, "full [%" PRId64 ",%" PRId64 "]", geoms[g][0], geoms[g][1]);
+        em_tensor *x = em_full(2.0, d, 2, geoms[g], ctx->dev);
+        if (!x) {
+            conf_record_call_error(t, ctx, label);
+            continue;
+        }
+        int64_t n = geoms[g][0] * geoms[g][1], bad = -1;
+        double *v = malloc(sizeof(double) * (size_t)n);
+        if (v && em_tensor_read_f64(x, v, (size_t)n) == EM_OK) {
+            for (int64_t i = 0; i < n && bad < 0; i++)
+                if (v[i] != (d == EM_BOOL ? 1.0 : 2.0)) bad = i;
+            if (bad >= 0) {
+                char m[160];
+                snprintf(m, sizeof m, "element %" PRId64 " is %g", bad, v[bad]);
+                conf_record_fail(t, ctx, label, m);
+            } else {
+                t->checks++;
+                t->passed++;
+            }
+        } else if (!v) {
+            conf_record_fail(t, ctx, label, "out of host memory");
+        } else {
+            conf_record_call_error(t, ctx, label);
+        }
+        free(v);
+        em_tensor_release(x);
+    }
+}
+
 static bool selected(const char *name, const char *family, char **sel, int nsel)
 {
     if (nsel == 0) return true;
@@ -514,6 +554,9 @@ int main(int argc, char **argv)
         }
     }
     if (!allow_fallback) setenv("EMBER_STRICT", "1", 1); /* no CPU fallback: gaps show */
+    /* guard regions around every allocation: the core checks them after each
+     * kernel, so an out-of-place op that writes past its output fails too */
+    setenv("EMBER_GUARD", "1", 1);
     em_status ist = em_init();
     em_clear_error();
     em_device *dev = spec ? em_device_find(spec) : em_device_default();
@@ -584,6 +627,16 @@ int main(int argc, char **argv)
             snprintf(t.op, sizeof t.op, "%s", ip->name);
             check_inplace(&ctx, ip, d, &t);
             if (t.checks) print_tally(&t, "", &np, &nf, &nu);
+        }
+    }
+    if (selected("full", "memory", sel, nsel)) {
+        for (int j = 0; j < ndt; j++) {
+            em_dtype d = dl[j];
+            if (!((props.dtype_mask >> d) & 1u)) continue; /* counted by the loops above */
+            conf_tally t = {.dtype = d};
+            snprintf(t.op, sizeof t.op, "full");
+            check_full(&ctx, d, &t);
+            print_tally(&t, "", &np, &nf, &nu);
         }
     }
     if (grad) {

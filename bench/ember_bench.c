@@ -712,19 +712,44 @@ int main(int argc, char **argv)
         free(spw);
         progress("%s", "");
     }
+    /* train: the same step count on every backend (so final losses compare), scaled
+     * down to the budget's share from a probe of one step per backend and batch */
+    int train_warmup = 5, train_steps = o.train_steps, train_repeat = o.repeat;
     if (o.suite_train) {
         static const int batches[2] = {32, 256};
+        double t_train0 = bench_now();
+        double train_budget = o.budget * (o.suite_ops ? 0.2 : 1.0) * (o.pytorch ? 0.7 : 1.0);
+        double per_round = 0; /* seconds of one step on every (device, batch) */
+        for (int d = 0; d < ndev; d++)
+            for (int b = 0; b < 2; b++) {
+                progress("train: probing batch %d on %s", batches[b], em_device_name(devs[d]));
+                bench_train_row probe = {0};
+                if (bench_train_mlp(devs[d], batches[b], 1, 2, 2, &probe)) per_round += probe.t.median;
+            }
+        double left = train_budget - (bench_now() - t_train0);
+        int afford = per_round > 0 ? (int)(left / per_round) : train_warmup + train_steps;
+        if (afford < train_warmup + train_steps) {
+            train_warmup = afford / 10 < 1 ? 1 : afford / 10 > 5 ? 5 : afford / 10;
+            train_steps = afford - train_warmup < 2 ? 2 : afford - train_warmup;
+            if (train_repeat > train_steps) train_repeat = train_steps;
+            fprintf(stderr, "ember-bench: train: %d warm-up + %d timed steps per backend and batch "
+                            "(not --train-steps %d) to fit --budget %g s\n",
+                    train_warmup, train_steps, o.train_steps, o.budget);
+        }
         for (int d = 0; d < ndev; d++)
             for (int b = 0; b < 2; b++) {
                 progress("train: MLP batch %d on %s", batches[b], em_device_name(devs[d]));
                 bench_train_row *t = bench_report_add_train(&rep);
-                if (t && !bench_train_mlp(devs[d], batches[b], 5, o.train_steps, o.repeat, t)) g_errors++;
+                if (t && !bench_train_mlp(devs[d], batches[b], train_warmup, train_steps, train_repeat, t))
+                    g_errors++;
+                else if (t && train_steps < o.train_steps)
+                    snprintf(t->note, sizeof t->note, "steps scaled to the budget");
             }
         progress("%s", "");
     }
     if (cases) {
-        fprintf(cases, "\n], \"train\": {\"batches\": [32, 256], \"warmup\": 5, \"steps\": %d, \"repeat\": %d}}\n",
-                o.train_steps, o.repeat);
+        fprintf(cases, "\n], \"train\": {\"batches\": [32, 256], \"warmup\": %d, \"steps\": %d, \"repeat\": %d}}\n",
+                train_warmup, train_steps, train_repeat);
         if (fclose(cases) != 0) {
             fprintf(stderr, "ember-bench: --pytorch: error writing %s\n", cases_path);
         } else {

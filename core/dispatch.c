@@ -325,8 +325,22 @@ static em_status run_fallback(const char *name, em_device *dev, em_device *cpu,
 /* The entry point                                                           */
 /* ------------------------------------------------------------------------ */
 
+static em_status run_op(const char *name, em_device *dev, int op, const em_tdesc *in, int n_in,
+                        const em_tdesc *out, int n_out, const em_op_params *params);
+
 em_status em__run_op(const char *name, em_device *dev, int op, const em_tdesc *in, int n_in,
                      const em_tdesc *out, int n_out, const em_op_params *params)
+{
+    em_status st = run_op(name, dev, op, in, n_in, out, n_out, params);
+    if (st != EM_OK || !em__guard_mode()) return st;
+    /* EMBER_GUARD=1: did the kernel write outside its outputs? */
+    for (int i = 0; i < n_out && st == EM_OK; i++)
+        st = em__guard_check(dev, out[i].buffer, op_name(op));
+    return st;
+}
+
+static em_status run_op(const char *name, em_device *dev, int op, const em_tdesc *in, int n_in,
+                        const em_tdesc *out, int n_out, const em_op_params *params)
 {
     int key = n_in > 0 ? in[0].dtype : out[0].dtype;
     if (op <= 0 || op >= EM_OP_COUNT_HINT || !em__dtype_valid(key))

@@ -124,6 +124,8 @@ typedef struct em_storage {
     size_t nbytes;
     unsigned version;                 /* bumped by every in-place write; shared
                                          by all views (autograd checks it)    */
+    bool guarded;                     /* EMBER_GUARD: guard regions around the
+                                         data (see guard.c)                   */
 } em_storage;
 
 struct em_tensor {
@@ -182,6 +184,19 @@ EM_INTERNAL bool em__has_kernel(const em_device *dev, int op, int dtype);
  * cross-entropy from other ops even where a backend has the fused kernels
  * (for comparing the two, or to rule a fused kernel out when debugging). */
 EM_INTERNAL bool em__fused_enabled(void);
+/* EMBER_GUARD=1 (a checking mode for plugin writers and ember-conformance):
+ * every tensor allocation gets EM_GUARD_BYTES of a known pattern before and
+ * after its data, and after each kernel the dispatcher checks the guards of
+ * its outputs: a kernel that wrote outside its output fails the op. */
+EM_INTERNAL bool em__guard_mode(void);
+#define EM_GUARD_BYTES 256
+/* tensor.c: checks (and restores) the guards around buffer's data if it is a
+ * guarded allocation on dev: EM_OK, or EM_ERR_BACKEND naming op and backend. */
+EM_INTERNAL em_status em__guard_check(em_device *dev, void *buffer, const char *op_name);
+/* guard.c: fills the guards of a new allocation of data_bytes (+ 2 guards) and
+ * records it; em__guard_forget drops the record before the buffer is freed. */
+EM_INTERNAL em_status em__guard_register(em_device *dev, void *buffer, size_t data_bytes);
+EM_INTERNAL void em__guard_forget(em_device *dev, void *buffer);
 /* ops_fused.c: the per-row cross-entropy of logits [N, C] (f32/f64, dense) with
  * class indices [N] (i32/i64) through the fused kernel, recorded for autograd;
  * 0 in rows whose target is ignore_index. *rows gets a new reference in scope.

@@ -142,6 +142,7 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool g_ready;
 static atomic_bool g_strict;
 static atomic_bool g_no_fused; /* EMBER_FUSED=0 */
+static atomic_bool g_guard;    /* EMBER_GUARD=1 */
 static _Thread_local bool tl_in_loader; /* this thread runs the loader now */
 
 static bool g_log_open; /* decisions go to the selection log (during em_init) */
@@ -197,6 +198,7 @@ uint64_t em_fallback_count(void) { return (uint64_t)atomic_load(&g_fallbacks); }
 
 bool em__strict_mode(void) { return atomic_load_explicit(&g_strict, memory_order_relaxed); }
 bool em__fused_enabled(void) { return !atomic_load_explicit(&g_no_fused, memory_order_relaxed); }
+bool em__guard_mode(void) { return atomic_load_explicit(&g_guard, memory_order_relaxed); }
 
 /* ------------------------------------------------------------------------ */
 /* Recording decisions                                                       */
@@ -1113,6 +1115,10 @@ static void do_init(void)
     atomic_store(&g_no_fused, env_fused && !strcmp(env_fused, "0"));
     if (env_fused && strcmp(env_fused, "0") && strcmp(env_fused, "1"))
         em__log(EM_LOG_WARN, "EMBER_FUSED=%s is neither 0 nor 1: fused kernels stay on", env_fused);
+    const char *env_guard = secure_getenv("EMBER_GUARD");
+    atomic_store(&g_guard, env_guard && !strcmp(env_guard, "1"));
+    if (env_guard && strcmp(env_guard, "0") && strcmp(env_guard, "1"))
+        em__log(EM_LOG_WARN, "EMBER_GUARD=%s is neither 0 nor 1: guard regions stay off", env_guard);
     em__log(EM_LOG_DEBUG, "loader: Ember %s, plugin ABI %d.%d; EMBER_BACKEND=%s "
             "EMBER_PLUGIN_PATH=%s EMBER_STRICT=%s", em_version(), EM_PLUGIN_ABI_MAJOR,
             EM_PLUGIN_ABI_MINOR, env_backend ? env_backend : "(unset)",

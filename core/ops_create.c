@@ -119,7 +119,7 @@ em_tensor *em_eye(int64_t n, int64_t m, em_dtype dtype, em_device *device)
     em_status st = em__fill(t, 0.0);
     if (st == EM_OK && k > 0) {
         /* the diagonal is a strided 1-D view with stride m + 1 */
-        em_tensor *diag = em__make_view(t, 1, &k, (const int64_t[]){m + 1}, 0);
+        em_tensor *diag = em__make_view(t, 1, &k, (const int64_t[]){m + 1}, t->offset);
         st = diag ? em__fill(diag, 1.0) : em_last_status();
         em_tensor_release(diag);
     }

@@ -96,7 +96,8 @@ em_tensor *em_cat(const em_tensor *const *tensors, int n, int dim)
             memcpy(sshape, out->shape, sizeof sshape);
             memcpy(sstr, out->strides, sizeof sstr);
             sshape[d] = len;
-            em_tensor *slice = em__make_view(out, out->ndim, sshape, sstr, pos * out->strides[d]);
+            em_tensor *slice =
+                em__make_view(out, out->ndim, sshape, sstr, out->offset + pos * out->strides[d]);
             if (!slice) st = em_last_status();
             else st = cat_into(name, cast, count, d, slice);
             em_tensor_release(slice);

@@ -230,6 +230,7 @@ static em_storage *storage_create(em_device *dev, size_t nbytes)
     s->buffer = NULL;
     s->nbytes = nbytes;
     s->version = 0;
+    s->guarded = false;
     if (nbytes > 0) {
         pthread_mutex_lock(&dev->lock);
         em_status st = dev->backend->table.buffer_alloc(dev->ctx, nbytes, &s->buffer);
@@ -249,6 +250,7 @@ static void storage_release(em_storage *s)
 {
     if (!s) return;
     if (atomic_fetch_sub_explicit(&s->refcount, 1, memory_order_acq_rel) != 1) return;
+    if (s->guarded) em__guard_forget(s->device, s->buffer);
     if (s->buffer) s->device->backend->table.buffer_free(s->device->ctx, s->buffer);
     free(s);
 }
@@ -286,17 +288,27 @@ em_tensor *em__alloc(em_device *dev, em_dtype dtype, int ndim, const int64_t *sh
         em__fail(EM_ERR_OUT_OF_MEMORY, "out of host memory for a tensor header");
         return NULL;
     }
-    t->storage = storage_create(dev, (size_t)numel * em_dtype_size(dtype));
+    size_t data_bytes = (size_t)numel * em_dtype_size(dtype);
+    bool guard = em__guard_mode() && data_bytes > 0;
+    t->storage = storage_create(dev, data_bytes + (guard ? 2 * EM_GUARD_BYTES : 0));
     if (!t->storage) {
         free(t);
         return NULL;
+    }
+    if (guard) { /* EMBER_GUARD=1: the data sits between two guard regions */
+        if (em__guard_register(dev, t->storage->buffer, data_bytes) != EM_OK) {
+            storage_release(t->storage);
+            free(t);
+            return NULL;
+        }
+        t->storage->guarded = true;
     }
     atomic_init(&t->refcount, 1);
     t->dtype = dtype;
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
     em__contiguous_strides(ndim, shape, t->strides);
-    t->offset = 0;
+    t->offset = guard ? (int64_t)(EM_GUARD_BYTES / em_dtype_size(dtype)) : 0;
     t->numel = numel;
     t->requires_grad = false;
     t->grad_fn = NULL;
@@ -419,8 +431,8 @@ em_tensor *em_tensor_from_data(const void *data, em_dtype dtype, int ndim, const
             return NULL;
         }
         pthread_mutex_lock(&device->lock);
-        em_status st = device->backend->table.buffer_upload(device->ctx, t->storage->buffer, 0,
-                                                            data, bytes);
+        em_status st = device->backend->table.buffer_upload(
+            device->ctx, t->storage->buffer, (size_t)t->offset * em_dtype_size(dtype), data, bytes);
         pthread_mutex_unlock(&device->lock);
         if (st != EM_OK) {
             em__error_prefix("%s: upload of %zu bytes to %s: ", name, bytes, device->name);

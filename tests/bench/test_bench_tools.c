@@ -167,6 +167,9 @@ static void test_faulty(void)
     CHECK(rc == 1, "exit %d, want 1", rc);
     CHECK(out && strstr(out, "FAIL        fill_ ") && strstr(out, "wrote outside its view"),
           "the out-of-bounds FILL");
+    CHECK(out && strstr(out, "FAIL        full ") &&
+              strstr(out, "EMBER_GUARD: the fill kernel of backend 'faulty' wrote outside its output"),
+          "the out-of-bounds FILL into a fresh (guarded) allocation");
     CHECK(out && strstr(out, "FAIL        add  "), "the wrong ADD");
     CHECK(out && strstr(out, "pass        neg  "), "NEG passes");
     CHECK(out && strstr(out, "pass        copy_  "), "COPY passes");
