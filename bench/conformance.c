@@ -28,6 +28,8 @@
  *     allocation sits between two guard regions that the dispatcher checks
  *     after each kernel (core/guard.c); a kernel writing past its output
  *     fails the op with "EMBER_GUARD: ... wrote outside its output".
+ *   - full (FILL into fresh allocations) and matmul with a batch dim, plain
+ *     and with the second operand broadcast over the batch (stride 0);
  *   - gradients by finite differences (conformance_grad.c).
  * Exit status: 0 when nothing failed (gaps allowed unless --require-full),
  * 1 on any failure, 2 on bad usage, 77 when the device is not available
@@ -485,6 +487,57 @@ static void check_full(conf_ctx *ctx, em_dtype d, conf_tally *t)
     }
 }
 
+/* matmul with a batch dim: a [3,5,7] x b [3,7,4], and b broadcast over the
+ * batch ([1,7,4] expanded: batch stride 0), against a float64 reference. The
+ * values are multiples of 1/4 in [-0.5, 0.5], so every product and sum is
+ * exact in every float dtype: the result must match exactly. */
+static void check_batched_matmul(conf_ctx *ctx, em_dtype d, conf_tally *t)
+{
+    enum { B = 3, M = 5, K = 7, N = 4 };
+    double av[B * M * K], bv[B * K * N], want[B * M * N];
+    for (int i = 0; i < B * M * K; i++) av[i] = (double)((i * 7 + 3) % 5 - 2) / 4.0;
+    for (int i = 0; i < B * K * N; i++) bv[i] = (double)((i * 3 + 1) % 5 - 2) / 4.0;
+    for (int bcast = 0; bcast < 2; bcast++) {
+        const char *label = bcast ? "matmul [3,5,7] x [1,7,4] expanded to [3,7,4]"
+                                  : "matmul [3,5,7] x [3,7,4]";
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double acc = 0;
+                    for (int k = 0; k < K; k++)
+                        acc += av[(b * M + i) * K + k] * bv[((bcast ? 0 : b) * K + k) * N + j];
+                    want[(b * M + i) * N + j] = acc;
+                }
+        float af[B * M * K], bf[B * K * N];
+        for (int i = 0; i < B * M * K; i++) af[i] = (float)av[i];
+        for (int i = 0; i < B * K * N; i++) bf[i] = (float)bv[i];
+        em_scope_begin();
+        em_tensor *a = em_cast(em_tensor_from_data(af, EM_F32, EM_SHAPE(B, M, K), ctx->dev), d);
+        em_tensor *bt = bcast ? em_expand(em_cast(em_tensor_from_data(bf, EM_F32, EM_SHAPE(1, K, N), ctx->dev), d),
+                                          EM_SHAPE(B, K, N))
+                              : em_cast(em_tensor_from_data(bf, EM_F32, EM_SHAPE(B, K, N), ctx->dev), d);
+        em_tensor *c = a && bt ? em_matmul(a, bt) : NULL;
+        double got[B * M * N];
+        if (!c || em_tensor_read_f64(c, got, B * M * N) != EM_OK) {
+            conf_record_call_error(t, ctx, label);
+        } else {
+            int bad = -1;
+            for (int i = 0; i < B * M * N && bad < 0; i++)
+                if (got[i] != want[i]) bad = i;
+            if (bad >= 0) {
+                char m[160];
+                snprintf(m, sizeof m, "element %d (batch %d) is %g, want %g", bad, bad / (M * N),
+                         got[bad], want[bad]);
+                conf_record_fail(t, ctx, label, m);
+            } else {
+                t->checks++;
+                t->passed++;
+            }
+        }
+        em_scope_end();
+    }
+}
+
 static bool selected(const char *name, const char *family, char **sel, int nsel)
 {
     if (nsel == 0) return true;
@@ -636,6 +689,19 @@ int main(int argc, char **argv)
             conf_tally t = {.dtype = d};
             snprintf(t.op, sizeof t.op, "full");
             check_full(&ctx, d, &t);
+            print_tally(&t, "", &np, &nf, &nu);
+        }
+    }
+    if (selected("matmul", "linalg", sel, nsel)) {
+        static const em_dtype mm_dtypes[4] = {EM_F32, EM_F64, EM_F16, EM_BF16};
+        for (int j = 0; j < 4; j++) {
+            em_dtype d = mm_dtypes[j];
+            bool asked = false;
+            for (int k = 0; k < ndt; k++) asked |= dl[k] == d;
+            if (!asked || !((props.dtype_mask >> d) & 1u)) continue;
+            conf_tally t = {.dtype = d};
+            snprintf(t.op, sizeof t.op, "matmul (batched)");
+            check_batched_matmul(&ctx, d, &t);
             print_tally(&t, "", &np, &nf, &nu);
         }
     }
