@@ -69,8 +69,12 @@ static void test_mlp_no_growth(void)
                k, before, after, g[k]);
     }
     CHECK(em_last_status() == EM_OK);
-    CHECKF(g[1] < 1024 && g[2] < 1024, "MLP loop grew the heap by %ld, %ld, %ld bytes", g[0], g[1],
-           g[2]);
+    /* A leak (at least one 16-byte block per step) grows every interval by >= 16 KB;
+     * a GPU driver's own heap use moves by a few KB either way (Mesa: -8608, -1200,
+     * +2784 once), so judge the smallest interval and the sum, not each one. */
+    long gmin = g[0] < g[1] ? (g[0] < g[2] ? g[0] : g[2]) : (g[1] < g[2] ? g[1] : g[2]);
+    CHECKF(gmin < 1024 && g[0] + g[1] + g[2] < 8192, "MLP loop grew the heap by %ld, %ld, %ld bytes",
+           g[0], g[1], g[2]);
     printf("MLP loss: %.5f at the start, %.5f after 3051 steps\n", first, last);
     CHECKF(last < 0.5 * first, "training did not reduce the loss (%g -> %g)", first, last);
     em_tensor_release(x);
