@@ -18,6 +18,7 @@
 #define EMBER_CUDA_INTERNAL_H
 
 #include "ember_plugin.h"
+#include "ember_plugin_util.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>

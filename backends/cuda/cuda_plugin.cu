@@ -44,17 +44,15 @@
 
 /* ---------------- host services ----------------------------------------- */
 
-static em_host_services g_host; /* zero past the core's struct_size */
-static int g_have_host;
+/* The core's services (ember_plugin_util.h: slots past its struct_size are NULL). */
+static em_plugin_host g_host;
 
 em_status cu_fail(em_status status, const char *fmt, ...)
 {
-    char buf[600];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    em_plugin_vfail(&g_host, status, fmt, ap);
     va_end(ap);
-    if (g_have_host && g_host.set_error) g_host.set_error(status, "%s", buf);
     return status;
 }
 
@@ -97,18 +95,15 @@ em_status cu_fail_cublas(cublasStatus_t st, const char *call, const char *file, 
 
 void cu_log(int level, const char *fmt, ...)
 {
-    if (!g_have_host || !g_host.log) return;
-    char buf[600];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    em_plugin_vlog(&g_host, level, fmt, ap);
     va_end(ap);
-    g_host.log(level, "cuda", "%s", buf);
 }
 
 const char *cu_getenv(const char *name)
 {
-    return g_have_host && g_host.getenv ? g_host.getenv(name) : NULL;
+    return em_plugin_getenv(&g_host, name);
 }
 
 const char *cu_dtype_name(int dt)
@@ -579,7 +574,7 @@ static const char *reason(void) { return NULL; }
 static void shutdown_plugin(void)
 {
     g_count = 0;
-    g_have_host = 0;
+    em_plugin_host_reset(&g_host);
 }
 
 extern "C" {
@@ -613,14 +608,8 @@ EM_PLUGIN_EXPORT em_status em_plugin_init(const em_host_services *host,
                                           const em_backend_table **table)
 {
     if (!host || !table) return EM_ERR_NULL_ARG;
-    memset(&g_host, 0, sizeof g_host);
-    size_t n = host->struct_size;
-    if (n > sizeof g_host) n = sizeof g_host;
-    if (n >= offsetof(em_host_services, set_error)) memcpy(&g_host, host, n);
-    g_have_host = 1;
-    if (host->abi_major != EM_PLUGIN_ABI_MAJOR)
-        return cu_fail(EM_ERR_PLUGIN, "cuda plugin: built for ABI %d, host has %u",
-                       EM_PLUGIN_ABI_MAJOR, host->abi_major);
+    em_status hst = em_plugin_host_init(&g_host, host, "cuda"); /* copies, checks the major */
+    if (hst != EM_OK) return hst;
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {

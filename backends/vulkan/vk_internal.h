@@ -21,6 +21,7 @@
 #define EMBER_VK_INTERNAL_H
 
 #include "ember_plugin.h"
+#include "ember_plugin_util.h"
 
 #include <pthread.h>
 #include <stddef.h>

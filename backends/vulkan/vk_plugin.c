@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static em_host_services g_host;
-static int g_have_host;
+/* The core's services (ember_plugin_util.h: slots past its struct_size are NULL). */
+static em_plugin_host g_host;
 VkInstance vk_instance = VK_NULL_HANDLE;
 static VkDebugUtilsMessengerEXT g_messenger = VK_NULL_HANDLE;
 static int g_validation;
@@ -38,29 +38,24 @@ static char g_reason[256];
 
 em_status vk_fail(em_status status, const char *fmt, ...)
 {
-    char buf[768];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    em_plugin_vfail(&g_host, status, fmt, ap);
     va_end(ap);
-    if (g_have_host && g_host.set_error) g_host.set_error(status, "%s", buf);
     return status;
 }
 
 void vk_log(int level, const char *fmt, ...)
 {
-    if (!g_have_host || !g_host.log) return;
-    char buf[768];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    em_plugin_vlog(&g_host, level, fmt, ap);
     va_end(ap);
-    g_host.log(level, "vulkan", "%s", buf);
 }
 
 const char *vk_getenv(const char *name)
 {
-    return g_have_host && g_host.getenv ? g_host.getenv(name) : NULL;
+    return em_plugin_getenv(&g_host, name);
 }
 
 const char *vk_result_name(VkResult r)
@@ -168,7 +163,7 @@ static void destroy_instance(void)
 
 static em_status create_instance(void)
 {
-    const char *env = g_host.getenv ? g_host.getenv("EMBER_VULKAN_VALIDATION") : NULL;
+    const char *env = em_plugin_getenv(&g_host, "EMBER_VULKAN_VALIDATION");
     g_validation = env && *env && strcmp(env, "0") != 0;
     static const char *const layer = "VK_LAYER_KHRONOS_validation";
     if (g_validation && !layer_present(layer)) {
@@ -406,7 +401,7 @@ static em_status synchronize(void *dev)
 static void shutdown_plugin(void)
 {
     destroy_instance();
-    g_have_host = 0;
+    em_plugin_host_reset(&g_host);
 }
 
 static const em_backend_table g_table = {
@@ -437,14 +432,8 @@ EM_PLUGIN_EXPORT em_status em_plugin_init(const em_host_services *host,
                                           const em_backend_table **table)
 {
     if (!host || !table) return EM_ERR_NULL_ARG;
-    memset(&g_host, 0, sizeof g_host);
-    size_t n = host->struct_size;
-    if (n > sizeof g_host) n = sizeof g_host;
-    if (n >= offsetof(em_host_services, set_error)) memcpy(&g_host, host, n);
-    g_have_host = 1;
-    if (host->abi_major != EM_PLUGIN_ABI_MAJOR)
-        return vk_fail(EM_ERR_PLUGIN, "vulkan plugin: built for ABI %d, host has %u",
-                       EM_PLUGIN_ABI_MAJOR, host->abi_major);
+    em_status hst = em_plugin_host_init(&g_host, host, "vulkan"); /* copies, checks the major */
+    if (hst != EM_OK) return hst;
     g_reason[0] = '\0';
     em_status st = create_instance();
     if (st != EM_OK) return st;
