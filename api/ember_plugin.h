@@ -50,9 +50,10 @@ extern "C" {
 #endif
 
 #define EM_PLUGIN_ABI_MAJOR 1
-#define EM_PLUGIN_ABI_MINOR 3 /* 1.1 added EM_OP_ERF, EM_OP_SIGN; 1.2 EM_OP_AXPY;
+#define EM_PLUGIN_ABI_MINOR 4 /* 1.1 added EM_OP_ERF, EM_OP_SIGN; 1.2 EM_OP_AXPY;
                                  1.3 EM_OP_ADAM, EM_OP_CROSS_ENTROPY(_BACKWARD)
-                                 and em_op_params.scalar_ext */
+                                 and em_op_params.scalar_ext; 1.4
+                                 EM_OP_RELU_BACKWARD, EM_OP_LINEAR_ACT */
 #define EM_PLUGIN_ENTRY_NAME "em_plugin_init"
 
 #if defined(__GNUC__)
@@ -141,6 +142,11 @@ typedef enum em_op {
     EM_OP_ERF = 66,         /* ABI 1.1; float only */
     EM_OP_SIGN = 67,        /* ABI 1.1; -1, 0 or 1 (NaN stays NaN); every dtype
                                (bool: x) */
+    EM_OP_RELU_BACKWARD = 68, /* ABI 1.4: in[0] g, in[1] y (both already
+                               broadcast to out's shape, as binary ops; float
+                               dtypes, all the same); out = y > 0 ? g : 0
+                               (NaN y gives 0). y may be relu's input or its
+                               output. Composed by the core where missing. */
 
     /* --- reductions: out[0] has in[0]'s ndim with size 1 in every reduced
      *     dim (keepdim form; the core reshapes afterwards). reduce_mask bit d
@@ -168,6 +174,14 @@ typedef enum em_op {
     EM_OP_LINEAR = 101,     /* in[0] x [M,K], in[1] w [N,K], optional in[2]
                                bias already broadcast to [M,N] (any strides);
                                out [M,N] = x w^T (+ bias) */
+    EM_OP_LINEAR_ACT = 102, /* ABI 1.4: LINEAR's operands and layout, with an
+                               activation applied before the store: out =
+                               act(x w^T (+ bias)); params.flag names act:
+                               1 = relu (max(v, 0); NaN stays NaN). A kernel
+                               refuses any other flag (EM_ERR_UNSUPPORTED).
+                               The core asks for it only where the backend
+                               registers it and composes LINEAR + RELU
+                               otherwise (never a CPU fallback). */
 
     /* --- data movement --- */
     EM_OP_CAT = 120,        /* out = in[0..n_in-1] joined along params.dim;
