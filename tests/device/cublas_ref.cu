@@ -4,7 +4,7 @@
  * targets of issue [5] ("f32 matmul 4096 at 90% of cuBLAS", "add at 80% of the
  * measured copy bandwidth") are ratios measured on the same card in the same run.
  *
- *   matmul_f32_4096   cublasSgemm, default math (no TF32, as Ember's default)
+ *   matmul_f32_1024, matmul_f32_4096   cublasSgemm, default math (no TF32, as Ember's default)
  *   matmul_bf16_8192  cublasGemmEx bf16 in/out, f32 accumulation
  *   matmul_f16_8192   cublasGemmEx f16 in/out, f32 accumulation
  *   copy_256M         cudaMemcpyAsync device to device, 1 GiB (GB/s counts read+write)
@@ -91,8 +91,7 @@ int main()
     CHECK(cudaMalloc(&B, big * 4));
     CHECK(cudaMalloc(&C, big * 4));
 
-    {
-        const int n = 4096;
+    for (int n : {1024, 4096}) {
         const float one = 1, zero = 0;
         fill_random<<<1024, 256>>>((float *)A, (size_t)n * n, 0);
         fill_random<<<1024, 256>>>((float *)B, (size_t)n * n, 1u << 30);
@@ -102,7 +101,7 @@ int main()
                         &zero, (float *)C, n);
         }, 10);
         CHECK(cudaGetLastError());
-        std::printf("matmul_f32_4096_tflops %.2f\n", 2.0 * n * n * n / (ms * 1e-3) * 1e-12);
+        std::printf("matmul_f32_%d_tflops %.2f\n", n, 2.0 * n * n * n / (ms * 1e-3) * 1e-12);
     }
     const cudaDataType_t types[2] = {CUDA_R_16BF, CUDA_R_16F};
     const char *names[2] = {"matmul_bf16_8192", "matmul_f16_8192"};

@@ -5,7 +5,7 @@
  *
  * Each figure is the median of timed repeats after a warm-up, every repeat
  * ending in em_device_synchronize so the GPU's work is inside the timing:
- *   matmul f32 4096^3, bf16 8192^3, f16 8192^3   (TFLOP/s = 2 M N K / t)
+ *   matmul f32 1024^3 and 4096^3, bf16 8192^3, f16 8192^3 (TFLOP/s = 2 M N K / t)
  *   add 256M f32 (out of place)                   (GB/s = 3 * 4 bytes * n / t)
  *   clone 256M f32 (device copy)                  (GB/s = 2 * 4 bytes * n / t)
  *   add 16 f32                                    (us per op, dispatch latency)
@@ -17,7 +17,9 @@
  * stdout. Not a test; exit 1 only if the device is missing or an op fails.
  *
  * Build: cc -O2 -I api gpu_bench.c -L build/core -lember -lm
- * Usage: gpu_bench [DEVICE] [--quick]
+ * Usage: gpu_bench [DEVICE] [--quick] [--f32-matmul-only]
+ * (--f32-matmul-only: just the f32 matmuls, e.g. to time EMBER_VULKAN_MATMUL=generic
+ * beside the default shader in one run)
  */
 #include "ember.h"
 
@@ -165,8 +167,10 @@ static void bench_latency(em_device *dev)
 int main(int argc, char **argv)
 {
     const char *spec = NULL;
+    int f32_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) g_quick = 1;
+        else if (!strcmp(argv[i], "--f32-matmul-only")) f32_only = 1;
         else spec = argv[i];
     }
     if (em_init() != EM_OK) {
@@ -182,11 +186,14 @@ int main(int argc, char **argv)
     printf("device %s\n", em_device_name(dev));
     em_manual_seed(1);
     uint64_t fb0 = em_fallback_count();
-    bench_latency(dev);
+    if (!f32_only) bench_latency(dev);
+    bench_matmul(dev, EM_F32, 1024, "matmul_f32_1024");
     bench_matmul(dev, EM_F32, 4096, "matmul_f32_4096");
-    bench_matmul(dev, EM_BF16, 8192, "matmul_bf16_8192");
-    bench_matmul(dev, EM_F16, 8192, "matmul_f16_8192");
-    bench_bandwidth(dev, (int64_t)256 << 20);
+    if (!f32_only) {
+        bench_matmul(dev, EM_BF16, 8192, "matmul_bf16_8192");
+        bench_matmul(dev, EM_F16, 8192, "matmul_f16_8192");
+        bench_bandwidth(dev, (int64_t)256 << 20);
+    }
     printf("fallbacks %llu\n", (unsigned long long)(em_fallback_count() - fb0));
     em_shutdown();
     return 0;

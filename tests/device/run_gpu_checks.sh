@@ -4,14 +4,18 @@
 # Builds Ember (Release, CUDA on; Vulkan too when a loader, headers and glslc are
 # found, on this machine or in $EMBER_GPU_DEPS), then within a time budget:
 #   1. ember-info (all backends and devices, refusal reasons);
-#   2. the op, gradient, nn and example suites with EMBER_BACKEND=cuda, and the
-#      CUDA plugin's own tests (ctest, filtered), counting CPU fallbacks;
-#   3. benchmarks: tests/device/gpu_bench.c through Ember on cuda (and vulkan),
+#   2. benchmarks: tests/device/gpu_bench.c through Ember on cuda,
 #      tests/device/cublas_ref.cu (cuBLAS called directly, device copy bandwidth),
 #      tests/device/pytorch_gpu.py (PyTorch eager on the same card, if importable),
-#      ember-bench-mlp on cuda; ember-bench-dataloader on cpu and cuda (16 cores:
-#      the DataLoader target of issue [3] needs cores this VM lacks);
-#   4. the Vulkan suites (test_vulkan.*, *.on_vulkan) on the GPU's Vulkan driver
+#      ember-bench-mlp on cuda; then gpu_bench on vulkan, and its f32 matmuls again
+#      with EMBER_VULKAN_MATMUL=generic (the plain tiled shader) for comparison;
+#   3. the op, gradient, nn and example suites with EMBER_BACKEND=cuda, and the
+#      CUDA plugin's own tests (ctest, filtered), counting CPU fallbacks; then
+#      test_cuda_ops again with CUDA_FORCE_PTX_JIT=1 (the embedded PTX path);
+#   4. ember-bench-dataloader on cpu and cuda (16 cores: the DataLoader target of
+#      issue [3] needs cores the 2-core VM lacks), random samples (--work 1) and a
+#      heavier 4-round decode;
+#   5. the Vulkan suites (test_vulkan.*, *.on_vulkan) on the GPU's Vulkan driver
 #      with the validation layer on.
 # and prints a short table last: suites, then each figure with its peer and target.
 #
@@ -53,16 +57,17 @@ val() { local v; v=$(awk -v k="$2" '$1 == k { print $2; exit }' "$1" 2>/dev/null
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 
 perf_table() {
-    local E="$LOGS/gpu-bench-cuda.log" V="$LOGS/gpu-bench-vulkan.log" C="$LOGS/cublas-ref.log" P="$LOGS/pytorch-gpu.log" M="$LOGS/bench-mlp.log"
+    local E="$LOGS/gpu-bench-cuda.log" V="$LOGS/gpu-bench-vulkan.log" G="$LOGS/gpu-bench-vulkan-generic.log" C="$LOGS/cublas-ref.log" P="$LOGS/pytorch-gpu.log" M="$LOGS/bench-mlp.log"
     local copy; copy=$(val "$C" copy_256M_gbs)
     echo
     printf '%-22s %10s %10s %10s %10s  %s\n' "figure" "ember-cuda" "ember-vk" "cuBLAS/cp" "PyTorch" "target (issue) -> measured ratio"
     local k
-    for k in matmul_f32_4096_tflops matmul_bf16_8192_tflops matmul_f16_8192_tflops; do
+    for k in matmul_f32_1024_tflops matmul_f32_4096_tflops matmul_bf16_8192_tflops matmul_f16_8192_tflops; do
         local e v c p t=""
         e=$(val "$E" $k); v=$(val "$V" $k); c=$(val "$C" $k); p=$(val "$P" $k)
         case $k in
-            matmul_f32_4096_tflops) t="cuda >= 0.90 cuBLAS: $(ratio "$e" "$c"); vk >= 0.5 cuBLAS: $(ratio "$v" "$c")" ;;
+            matmul_f32_4096_tflops) t="cuda >= 0.90 cuBLAS: $(ratio "$e" "$c"); vk >= 0.5 cuBLAS: $(ratio "$v" "$c") (generic shader $(val "$G" $k))" ;;
+            matmul_f32_1024_tflops) t="vk/cuBLAS $(ratio "$v" "$c") (generic shader $(val "$G" $k))" ;;
             matmul_bf16_8192_tflops) t="cuda >= 600 TFLOP/s: $e" ;;
         esac
         printf '%-22s %10s %10s %10s %10s  %s\n' "${k%_tflops} TF/s" "$e" "$v" "$c" "$p" "$t"
@@ -188,29 +193,6 @@ summarise() {
 }
 failures() { grep -E "Test +#" "$1" | grep -vE "Passed|Skipped|Not Run" | sed 's/.*Test +#[0-9]*: //; s/ .*//' | tr '\n' ' '; }
 
-step "test suites on cuda (ctest)"
-if fits 150; then
-    # The op, gradient, nn/optim/checkpoint suites, the examples and the CUDA tests; not
-    # the .on_fake_device/.on_vulkan copies (they pin their backend) nor the loader tests.
-    EMBER_BACKEND=cuda timeout 150 ctest --test-dir "$BUILD" -j8 --timeout 90 \
-        -R '^(test_|example_)' -E 'on_fake_device|on_vulkan|^test_vulkan|^test_loader|^test_cuda_load|fuzz' \
-        --output-on-failure > "$LOGS/ctest-cuda.log" 2>&1
-    ctest_rc=$?
-    grep -E "Test +#" "$LOGS/ctest-cuda.log" | sed 's/^ *//' | grep -vE "Passed" | head -40
-    L="$LOGS/ctest-cuda.log"
-    row "op suites (cuda)" "$(summarise "$L" '^test_(elementwise|reduce|linalg|data|views|inplace|creation|errors|dtypes|api|scope|csv|data_loader)$')"
-    row "gradient suites (cuda)" "$(summarise "$L" '^test_grad_')"
-    row "nn/optim/io (cuda)" "$(summarise "$L" '^test_(nn_|optim|safetensors|checkpoint)')"
-    row "examples (cuda)" "$(summarise "$L" '^example_')"
-    row "test_cuda_ops" "$(summarise "$L" '^test_cuda_ops')"
-    fbops=$(grep -o "op [0-9]* ran on the CPU backend" "$L" | awk '{print $2}' | sort -n -u | tr '\n' ' ')
-    row "ops that fell back to CPU" "${fbops:-none}"
-    [ "$ctest_rc" -ne 0 ] && { STATUS=1; row "cuda failures" "$(failures "$L")"; }
-    [ "$ctest_rc" -eq 124 ] && row "ctest (cuda)" "TIMED OUT after 150 s"
-else
-    row "test suites (cuda)" "skipped (time)"
-fi
-
 step "benchmarks"
 if fits 40; then
     EMBER_BACKEND=cuda timeout 60 "$BUILD/tests/device/gpu_bench" cuda > "$LOGS/gpu-bench-cuda.log" 2>&1
@@ -238,38 +220,86 @@ if fits 40; then
     row "ember-bench-mlp cuda" "rc $?"
 fi
 
-step "dataloader (issue [3]: < 5% waiting with 2 workers, on a machine with cores for them)"
-if fits 40; then
-    for dl_dev in cpu cuda; do
-        timeout 40 "$BUILD/bench/ember-bench-dataloader" --workers 0,2 --device "$dl_dev" \
-            > "$LOGS/bench-dataloader-$dl_dev.log" 2>&1
-        dl_rc=$?
-        grep -E "^(run|consumer|loader|training)" "$LOGS/bench-dataloader-$dl_dev.log"
-        w2=$(awk '/^training epoch, num_workers 2/ { print $(NF-2); exit }' "$LOGS/bench-dataloader-$dl_dev.log")
-        w0=$(awk '/^training epoch, num_workers 0/ { print $(NF-2); exit }' "$LOGS/bench-dataloader-$dl_dev.log")
-        row "dataloader wait ($dl_dev)" "rc $dl_rc; 2 workers ${w2:--}, 0 workers ${w0:--} of the epoch"
-    done
-fi
-
-step "vulkan"
+step "vulkan benchmarks (the new shaders, and the generic matmul shader beside them)"
 if [ -n "${DEPS:-}" ] && [ -d "$DEPS/lib-glvnd" ]; then
     export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$DEPS/lib-glvnd"
 fi
-if [ "$HAVE_VK" = 1 ] && fits 30; then
+if [ "$HAVE_VK" = 1 ] && fits 60; then
     timeout 20 env EMBER_BACKEND=vulkan "$BUILD/tools/ember-info" > "$LOGS/ember-info-vulkan.log" 2>&1
     row "ember-info vulkan" "rc $?: $(grep -m1 -A1 '^  vulkan:0' "$LOGS/ember-info-vulkan.log" | tail -1 | sed 's/^ *name: *//')"
     timeout 90 "$BUILD/tests/device/gpu_bench" vulkan > "$LOGS/gpu-bench-vulkan.log" 2>&1
-    row "gpu_bench vulkan" "rc $?"
-    if fits 30; then
-        timeout $(( $(left) - 10 )) ctest --test-dir "$BUILD" -j8 --timeout 120 -R 'on_vulkan|^test_vulkan' \
-            --output-on-failure > "$LOGS/ctest-vulkan.log" 2>&1
-        vk_rc=$?
-        row "vulkan suites (validation on)" "$(summarise "$LOGS/ctest-vulkan.log" '.')"
-        [ "$vk_rc" -ne 0 ] && row "vulkan failures" "$(failures "$LOGS/ctest-vulkan.log")"
-    else
-        row "vulkan suites" "skipped (time)"
-    fi
+    row "gpu_bench vulkan" "rc $?; matmul spot error $(val "$LOGS/gpu-bench-vulkan.log" matmul_f32_4096_spot_rel_err)"
+    EMBER_VULKAN_MATMUL=generic timeout 60 "$BUILD/tests/device/gpu_bench" vulkan --f32-matmul-only \
+        > "$LOGS/gpu-bench-vulkan-generic.log" 2>&1
+    row "gpu_bench vulkan (generic mm)" "rc $?"
+fi
+
+step "test suites on cuda (ctest)"
+if fits 150; then
+    # The op, gradient, nn/optim/checkpoint suites, the examples and the CUDA tests; not
+    # the .on_fake_device/.on_vulkan copies (they pin their backend) nor the loader tests.
+    EMBER_BACKEND=cuda timeout 150 ctest --test-dir "$BUILD" -j8 --timeout 90 \
+        -R '^(test_|example_)' -E 'on_fake_device|on_vulkan|^test_vulkan|^test_loader|^test_cuda_load|fuzz' \
+        --output-on-failure > "$LOGS/ctest-cuda.log" 2>&1
+    ctest_rc=$?
+    grep -E "Test +#" "$LOGS/ctest-cuda.log" | sed 's/^ *//' | grep -vE "Passed" | head -40
+    L="$LOGS/ctest-cuda.log"
+    row "op suites (cuda)" "$(summarise "$L" '^test_(elementwise|reduce|linalg|data|views|inplace|creation|errors|dtypes|api|scope|csv|data_loader)$')"
+    row "gradient suites (cuda)" "$(summarise "$L" '^test_grad_')"
+    row "nn/optim/io (cuda)" "$(summarise "$L" '^test_(nn_|optim|safetensors|checkpoint)')"
+    row "examples (cuda)" "$(summarise "$L" '^example_')"
+    row "test_cuda_ops" "$(summarise "$L" '^test_cuda_ops')"
+    fbops=$(grep -o "op [0-9]* ran on the CPU backend" "$L" | awk '{print $2}' | sort -n -u | tr '\n' ' ')
+    row "ops that fell back to CPU" "${fbops:-none}"
+    [ "$ctest_rc" -ne 0 ] && { STATUS=1; row "cuda failures" "$(failures "$L")"; }
+    [ "$ctest_rc" -eq 124 ] && row "ctest (cuda)" "TIMED OUT after 150 s"
 else
-    row "vulkan" "${VK_WHY:-skipped (time or plugin not built)}"
+    row "test suites (cuda)" "skipped (time)"
+fi
+
+step "PTX JIT (the embedded compute_90 PTX, as a newer GPU would run it)"
+if fits 120; then
+    CUDA_FORCE_PTX_JIT=1 EMBER_BACKEND=cuda timeout 90 ctest --test-dir "$BUILD" --timeout 80 \
+        -R '^test_cuda_ops$' --output-on-failure > "$LOGS/ctest-ptx-jit.log" 2>&1
+    ptx_rc=$?
+    row "test_cuda_ops, PTX JIT" "$(summarise "$LOGS/ctest-ptx-jit.log" '.') (rc $ptx_rc)"
+    [ "$ptx_rc" -ne 0 ] && STATUS=1
+else
+    row "PTX JIT" "skipped (time)"
+fi
+
+step "dataloader (issue [3]: < 5% waiting with 2 workers, on a machine with cores for them)"
+# run_dl LABEL ENV... -- ARGS: one ember-bench-dataloader run and its row
+run_dl() {
+    local label=$1; shift
+    local log="$LOGS/bench-dataloader-${label// /_}.log"
+    env "$@" > "$log" 2>&1
+    local rc=$?
+    grep -E "^(run|consumer|loader|training|DATA)" "$log"
+    local w2 w0 bound
+    w2=$(awk '/^training epoch, num_workers 2/ { print $(NF-2); exit }' "$log")
+    w0=$(awk '/^training epoch, num_workers 0/ { print $(NF-2); exit }' "$log")
+    bound=$(grep -q '^DATA-BOUND' "$log" && echo "; data-bound")
+    row "dataloader $label" "rc $rc; 2 workers ${w2:--}, 0 workers ${w0:--} of the epoch$bound"
+}
+if fits 60; then
+    DL="$BUILD/bench/ember-bench-dataloader"
+    # The issue's workload (random samples: --work 1) on both consumers; the CPU consumer
+    # also with its pool leaving two cores to the workers; then the 4-round "decode".
+    run_dl "cpu work1" timeout 40 "$DL" --workers 0,2 --device cpu --work 1
+    run_dl "cpu work1 14thr" EMBER_NUM_THREADS=14 timeout 40 "$DL" --workers 0,2 --device cpu --work 1
+    run_dl "cuda work1" timeout 40 "$DL" --workers 0,2 --device cuda --work 1
+    fits 30 && run_dl "cuda work4" timeout 40 "$DL" --workers 0,2 --device cuda --work 4
+fi
+
+step "vulkan suites"
+if [ "$HAVE_VK" = 1 ] && fits 30; then
+    timeout $(( $(left) - 10 )) ctest --test-dir "$BUILD" -j8 --timeout 120 -R 'on_vulkan|^test_vulkan' \
+        --output-on-failure > "$LOGS/ctest-vulkan.log" 2>&1
+    vk_rc=$?
+    row "vulkan suites (validation on)" "$(summarise "$LOGS/ctest-vulkan.log" '.')"
+    [ "$vk_rc" -ne 0 ] && row "vulkan failures" "$(failures "$LOGS/ctest-vulkan.log")"
+else
+    row "vulkan suites" "${VK_WHY:-skipped (time or plugin not built)}"
 fi
 finish
