@@ -297,6 +297,9 @@ const bench_row *bench_report_find(const bench_report *r, const char *op, const 
 /* Throughput of a row in its metric's unit (GFLOP/s or GB/s), 0 if none. */
 double bench_row_rate(const bench_row *row);
 const char *bench_status_name(bench_status s);
+/* The backends of r's rows in the order they first appear (pytorch last), at
+ * most cap of them, into names (pointers into the rows); returns the count. */
+int bench_report_backends(const bench_report *r, const char **names, int cap);
 
 /* Writers: 0 on success, -1 with errno-style message printed on failure. */
 void bench_write_table(FILE *f, const bench_report *r);

@@ -26,15 +26,22 @@ void bench_report_free(bench_report *r)
     memset(r, 0, sizeof *r);
 }
 
+/* Makes room for one more element in a growable array *items of *cap
+ * elements holding n; 0 when out of memory (the array is then unchanged). */
+static int grow(void **items, int *cap, int n, size_t elem, int first_cap)
+{
+    if (n < *cap) return 1;
+    int nc = *cap ? *cap * 2 : first_cap;
+    void *p = realloc(*items, elem * (size_t)nc);
+    if (!p) return 0;
+    *items = p;
+    *cap = nc;
+    return 1;
+}
+
 bench_row *bench_report_add(bench_report *r)
 {
-    if (r->n_rows == r->cap_rows) {
-        int nc = r->cap_rows ? r->cap_rows * 2 : 64;
-        bench_row *n = realloc(r->rows, sizeof *n * (size_t)nc);
-        if (!n) return NULL;
-        r->rows = n;
-        r->cap_rows = nc;
-    }
+    if (!grow((void **)&r->rows, &r->cap_rows, r->n_rows, sizeof *r->rows, 64)) return NULL;
     bench_row *row = &r->rows[r->n_rows++];
     memset(row, 0, sizeof *row);
     row->t.median = row->t.p10 = row->t.p90 = NAN;
@@ -43,13 +50,7 @@ bench_row *bench_report_add(bench_report *r)
 
 bench_train_row *bench_report_add_train(bench_report *r)
 {
-    if (r->n_train == r->cap_train) {
-        int nc = r->cap_train ? r->cap_train * 2 : 8;
-        bench_train_row *n = realloc(r->train, sizeof *n * (size_t)nc);
-        if (!n) return NULL;
-        r->train = n;
-        r->cap_train = nc;
-    }
+    if (!grow((void **)&r->train, &r->cap_train, r->n_train, sizeof *r->train, 8)) return NULL;
     bench_train_row *row = &r->train[r->n_train++];
     memset(row, 0, sizeof *row);
     return row;
@@ -150,8 +151,7 @@ static const char *row_verdict(const bench_row *w)
     return "?";
 }
 
-/* Backends in the order they first appear in the rows (pytorch last). */
-static int row_backends(const bench_report *r, const char **names, int cap)
+int bench_report_backends(const bench_report *r, const char **names, int cap)
 {
     int n = 0;
     for (int pass = 0; pass < 2; pass++)
@@ -578,7 +578,7 @@ int bench_write_markdown(const char *path, const bench_report *r)
     if (r->torch_version[0]) fprintf(f, "- `pytorch`: PyTorch %s, %s\n", r->torch_version, r->torch_settings);
     fprintf(f, "- command: `%s` (%.0f s)\n\n", r->command, r->elapsed_s);
     const char *be[BENCH_MAX_BACKENDS + 1];
-    int nb = row_backends(r, be, BENCH_MAX_BACKENDS + 1);
+    int nb = bench_report_backends(r, be, BENCH_MAX_BACKENDS + 1);
     if (r->n_rows) {
         fprintf(f, "#### Throughput (median; GB/s or GFLOP/s; *fb* = CPU fallback)\n\n");
         fprintf(f, "| op | dtype | size | shape |");

@@ -44,20 +44,6 @@ typedef struct group {
     const bench_row *first; /* the first row of this (op, dtype, size) */
 } group;
 
-static int backend_list(const bench_report *r, const char **names, int cap)
-{
-    int n = 0;
-    for (int pass = 0; pass < 2; pass++)
-        for (int i = 0; i < r->n_rows; i++) {
-            const char *b = r->rows[i].backend;
-            if ((pass == 0) == !strcmp(b, "pytorch")) continue;
-            int seen = 0;
-            for (int j = 0; j < n; j++) seen |= !strcmp(names[j], b);
-            if (!seen && n < cap) names[n++] = b;
-        }
-    return n;
-}
-
 /* Groups whose rows use `metric` (-1: any). */
 static int collect_groups(const bench_report *r, int metric, group *g, int cap)
 {
@@ -175,7 +161,7 @@ static int panel(FILE *f, const bench_report *r, int kind, int metric, const cha
 void bench_svg_chart(FILE *f, const bench_report *r, int kind)
 {
     const char *be[BENCH_MAX_BACKENDS + 1];
-    int nb = backend_list(r, be, BENCH_MAX_BACKENDS + 1);
+    int nb = bench_report_backends(r, be, BENCH_MAX_BACKENDS + 1);
     if (nb == 0) nb = 1, be[0] = "none";
     const char *t0 = kind == 0 ? "Throughput, memory-bound ops (GB/s, log scale; longer is faster)"
                                : "Max relative error vs float64 (log scale; shorter is better; red outline = outside tolerance; dot = exact)";
