@@ -1,6 +1,7 @@
 #version 450
 // elementwise.comp — every elementwise op: FILL, COPY, CAST, binary (tensor and scalar
-// forms), AXPY, comparisons, WHERE, CLAMP, MASKED_FILL and the unary ops, for every
+// forms), AXPY, comparisons, WHERE, CLAMP, MASKED_FILL, the unary ops and RELU_BACKWARD
+// (out = in1 > 0 ? in0 : 0, float dtypes), for every
 // dtype (f64 and i64 only in the -DEM_WIDE build; see common.glsl for the classes).
 // Semantics follow backends/cpu (the reference): integer arithmetic wraps, bool
 // arithmetic is computed in int and stored as != 0, NaN propagates through
@@ -8,15 +9,21 @@
 //
 // Specialization constants: SC0 op, SC1 out dtype, SC2 in0 dtype, SC3 in1 dtype,
 // SC4 flag (GELU form), SC5 n_in | 16 if every operand is dense row-major (then element
-// i of each operand is at its offset + i; the other values are also argument words).
+// i of each operand is at its offset + i; the other values are also argument words)
+// | 32 for the vec4 path: dense, every operand f32 (FILL/COPY: any 4-byte dtype) with the
+// same offset modulo 4; each invocation then moves 16 bytes per operand (uvec4 loads and
+// stores), with `head` leading and the remaining trailing elements done one by one.
+// Workgroups: enough to cover the elements (vec4 path: the groups of 4), capped at the
+// device limit; the shader loops (grid stride) beyond it.
 // Arguments (words, see backends/vulkan/vk_internal.h: EW_*):
 //   0 op (em_op id), 1 ndim, 2 numel, 3 n_in, 4 out dtype, 5..7 in0..in2 dtypes,
 //   8..9 scalar 0, 10..11 scalar 1 (two words each, encoded by the host in the compute
 //   class of in0: f32 bits / int64 / f64 bits; FILL and MASKED_FILL: the value's bits in
-//   the output dtype), 12 flag (GELU form),
+//   the output dtype), 12 flag (GELU form), 13 head, 14 groups of 4 (vec4 path),
 //   16..23 shape (the output's; inputs are already broadcast to it),
 //   24 out tdesc, 33 in0 tdesc, 42 in1 tdesc, 51 in2 tdesc (offset + 8 strides each)
 // Buffers: b0 = out, b1 = in0, b2 = in1, b3 = in2.
+#extension GL_EXT_control_flow_attributes : enable
 #include "common.glsl"
 
 layout(local_size_x = 256) in;
@@ -59,7 +66,10 @@ layout(local_size_x = 256) in;
 #define OP_RECIPROCAL 65u
 #define OP_ERF 66u
 #define OP_SIGN 67u
+#define OP_RELU_BACKWARD 68u
 
+#define A_HEAD 13u
+#define A_NVEC 14u
 #define A_SHAPE 16u
 #define A_TD_OUT 24u
 #define A_TD_IN0 33u
@@ -298,7 +308,14 @@ double d_binary(uint op, double a, double b)
 #endif
 
 const bool dense = (SC5 & 16u) != 0u;
-uint at(uint i, uint ndim, uint td) { return dense ? arg(td) + i : em_strided_index(i, ndim, A_SHAPE, td); }
+const bool vec4_path = (SC5 & 32u) != 0u;
+// Offsets of the operands, read once (dense: element i of operand x is at its offset + i).
+uint g_off[4];
+uint at(uint i, uint ndim, uint td)
+{
+    if (dense) return g_off[(td - A_TD_OUT) / EM_TD_WORDS] + i;
+    return em_strided_index(i, ndim, A_SHAPE, td);
+}
 
 uvec2 cast_value(uint from, uint to, uvec2 x)
 {
@@ -309,84 +326,135 @@ uvec2 cast_value(uint from, uint to, uvec2 x)
     return i_to_raw(to, raw_to_i(from, x));
 }
 
-void main()
+bool has_two(uint op, uint n_in)
+{
+    return ((op >= OP_ADD && op <= OP_GE) || op == OP_RELU_BACKWARD) && n_in >= 2u;
+}
+
+// The float-class arithmetic (not comparisons): a = in0, b = in1 or the scalar.
+float f_compute(uint op, float a, float b)
+{
+    if (op == OP_AXPY) return a + argf(8u) * b;
+    if (op >= OP_ADD && op <= OP_MINIMUM) return f_binary(op, a, b);
+    if (op == OP_RELU_BACKWARD) return b > 0.0 ? a : 0.0; // a = g, b = y
+    if (op == OP_CLAMP) {
+        float lo = argf(8u), hi = argf(10u);
+        float r = a < lo ? lo : a;
+        return r > hi ? hi : r;
+    }
+    return f_unary(op, a);
+}
+
+// Element i of the output (any layout; the dense one when SC5 & 16).
+void elem(uint i, uint ndim)
 {
     const uint op = SC0, dto = SC1, dt0 = SC2, dt1 = SC3, n_in = SC5 & 15u;
-    uint ndim = arg(1u), numel = arg(2u);
-    uint eso = dt_size(dto), es0 = dt_size(dt0);
-    uint stride = gl_NumWorkGroups.x * 256u;
-    for (uint i = gl_GlobalInvocationID.x; i < numel; i += stride) {
-        uint o = at(i, ndim, A_TD_OUT);
-        if (op == OP_FILL) { raw_st_b0(eso, o, arg2(8u)); continue; }
-        uvec2 x0 = raw_ld_b1(es0, at(i, ndim, A_TD_IN0));
-        if (op == OP_COPY) { raw_st_b0(eso, o, x0); continue; }
-        if (op == OP_CAST) { raw_st_b0(eso, o, cast_value(dt0, dto, x0)); continue; }
-        if (op == OP_WHERE) { // out = in2 ? in0 : in1
-            uint c = raw_ld_b3(1u, at(i, ndim, A_TD_IN2)).x;
-            if (c == 0u) x0 = raw_ld_b2(es0, at(i, ndim, A_TD_IN1));
-            raw_st_b0(eso, o, x0);
-            continue;
-        }
-        if (op == OP_MASKED_FILL) { // out = in1 ? value : in0
-            uint m = raw_ld_b2(1u, at(i, ndim, A_TD_IN1)).x;
-            raw_st_b0(eso, o, m != 0u ? arg2(8u) : x0);
-            continue;
-        }
-        bool two = (op >= OP_ADD && op <= OP_GE) && n_in >= 2u;
-        uvec2 x1 = two ? raw_ld_b2(dt_size(dt1), at(i, ndim, A_TD_IN1))
-                       : uvec2(0u);
-        bool is_cmp = op >= OP_EQ && op <= OP_GE;
-        if (dt_is_float(dt0)) {
-            float a = raw_to_f(dt0, x0), r;
-            float b = two ? raw_to_f(dt0, x1) : argf(8u);
-            if (is_cmp) {
-                int c = (isnan(a) || isnan(b)) ? 2 : a < b ? -1 : a > b ? 1 : 0;
-                raw_st_b0(1u, o, uvec2(compare_op(op, c) ? 1u : 0u, 0u));
-                continue;
-            }
-            if (op == OP_AXPY) r = a + argf(8u) * b;
-            else if (op >= OP_ADD && op <= OP_MINIMUM) r = f_binary(op, a, b);
-            else if (op == OP_CLAMP) {
-                float lo = argf(8u), hi = argf(10u);
-                r = a < lo ? lo : a;
-                r = r > hi ? hi : r;
-            } else r = f_unary(op, a);
-            raw_st_b0(eso, o, f_to_raw(dto, r));
-#ifdef EM_WIDE
-        } else if (dt0 == DT_F64) {
-            double a = raw_to_d(dt0, x0), r;
-            double b = two ? raw_to_d(dt0, x1) : d_scalar(8u);
-            if (is_cmp) {
-                int c = (isnan(a) || isnan(b)) ? 2 : a < b ? -1 : a > b ? 1 : 0;
-                raw_st_b0(1u, o, uvec2(compare_op(op, c) ? 1u : 0u, 0u));
-                continue;
-            }
-            if (op == OP_AXPY) {
-                precise double t = d_scalar(8u) * b;
-                r = a + t;
-            } else if (op >= OP_ADD && op <= OP_MINIMUM) r = d_binary(op, a, b);
-            else if (op == OP_CLAMP) {
-                double lo = d_scalar(8u), hi = d_scalar(10u);
-                r = a < lo ? lo : a;
-                r = r > hi ? hi : r;
-            } else r = d_unary(op, a);
-            raw_st_b0(eso, o, d_to_raw(dto, r));
-#endif
-        } else {
-            ITYPE a = raw_to_i(dt0, x0), r;
-            ITYPE b = two ? raw_to_i(dt0, x1) : i_scalar(8u);
-            if (is_cmp) {
-                int c = a < b ? -1 : a > b ? 1 : 0;
-                raw_st_b0(1u, o, uvec2(compare_op(op, c) ? 1u : 0u, 0u));
-                continue;
-            }
-            if (op >= OP_ADD && op <= OP_MINIMUM) r = i_binary(op, a, b);
-            else if (op == OP_CLAMP) {
-                ITYPE lo = i_scalar(8u), hi = i_scalar(10u);
-                r = a < lo ? lo : a;
-                r = r > hi ? hi : r;
-            } else r = i_unary(op, a);
-            raw_st_b0(eso, o, i_to_raw(dto, r));
-        }
+    const uint eso = dt_size(dto), es0 = dt_size(dt0);
+    uint o = at(i, ndim, A_TD_OUT);
+    if (op == OP_FILL) { raw_st_b0(eso, o, arg2(8u)); return; }
+    uvec2 x0 = raw_ld_b1(es0, at(i, ndim, A_TD_IN0));
+    if (op == OP_COPY) { raw_st_b0(eso, o, x0); return; }
+    if (op == OP_CAST) { raw_st_b0(eso, o, cast_value(dt0, dto, x0)); return; }
+    if (op == OP_WHERE) { // out = in2 ? in0 : in1
+        uint c = raw_ld_b3(1u, at(i, ndim, A_TD_IN2)).x;
+        if (c == 0u) x0 = raw_ld_b2(es0, at(i, ndim, A_TD_IN1));
+        raw_st_b0(eso, o, x0);
+        return;
     }
+    if (op == OP_MASKED_FILL) { // out = in1 ? value : in0
+        uint m = raw_ld_b2(1u, at(i, ndim, A_TD_IN1)).x;
+        raw_st_b0(eso, o, m != 0u ? arg2(8u) : x0);
+        return;
+    }
+    bool two = has_two(op, n_in);
+    uvec2 x1 = two ? raw_ld_b2(dt_size(dt1), at(i, ndim, A_TD_IN1)) : uvec2(0u);
+    bool is_cmp = op >= OP_EQ && op <= OP_GE;
+    if (dt_is_float(dt0)) {
+        float a = raw_to_f(dt0, x0);
+        float b = two ? raw_to_f(dt0, x1) : argf(8u);
+        if (is_cmp) {
+            int c = (isnan(a) || isnan(b)) ? 2 : a < b ? -1 : a > b ? 1 : 0;
+            raw_st_b0(1u, o, uvec2(compare_op(op, c) ? 1u : 0u, 0u));
+            return;
+        }
+        raw_st_b0(eso, o, f_to_raw(dto, f_compute(op, a, b)));
+#ifdef EM_WIDE
+    } else if (dt0 == DT_F64) {
+        double a = raw_to_d(dt0, x0), r;
+        double b = two ? raw_to_d(dt0, x1) : d_scalar(8u);
+        if (is_cmp) {
+            int c = (isnan(a) || isnan(b)) ? 2 : a < b ? -1 : a > b ? 1 : 0;
+            raw_st_b0(1u, o, uvec2(compare_op(op, c) ? 1u : 0u, 0u));
+            return;
+        }
+        if (op == OP_AXPY) {
+            precise double t = d_scalar(8u) * b;
+            r = a + t;
+        } else if (op >= OP_ADD && op <= OP_MINIMUM) r = d_binary(op, a, b);
+        else if (op == OP_RELU_BACKWARD) r = b > 0.0LF ? a : 0.0LF;
+        else if (op == OP_CLAMP) {
+            double lo = d_scalar(8u), hi = d_scalar(10u);
+            r = a < lo ? lo : a;
+            r = r > hi ? hi : r;
+        } else r = d_unary(op, a);
+        raw_st_b0(eso, o, d_to_raw(dto, r));
+#endif
+    } else {
+        ITYPE a = raw_to_i(dt0, x0), r;
+        ITYPE b = two ? raw_to_i(dt0, x1) : i_scalar(8u);
+        if (is_cmp) {
+            int c = a < b ? -1 : a > b ? 1 : 0;
+            raw_st_b0(1u, o, uvec2(compare_op(op, c) ? 1u : 0u, 0u));
+            return;
+        }
+        if (op >= OP_ADD && op <= OP_MINIMUM) r = i_binary(op, a, b);
+        else if (op == OP_CLAMP) {
+            ITYPE lo = i_scalar(8u), hi = i_scalar(10u);
+            r = a < lo ? lo : a;
+            r = r > hi ? hi : r;
+        } else r = i_unary(op, a);
+        raw_st_b0(eso, o, i_to_raw(dto, r));
+    }
+}
+
+// 16-byte views of the data buffers for the vec4 path (aliases of b0..b2).
+layout(std430, set = 0, binding = 1) buffer V0 { uvec4 v0[]; };
+layout(std430, set = 0, binding = 2) readonly buffer V1 { uvec4 v1[]; };
+layout(std430, set = 0, binding = 3) readonly buffer V2 { uvec4 v2[]; };
+
+// Group q of 4 elements of the vec4 path (FILL and COPY of 4-byte dtypes, f32 arithmetic);
+// vo, vi0, vi1: the operands' first aligned group.
+void elem4(uint q, uint vo, uint vi0, uint vi1)
+{
+    const uint op = SC0, n_in = SC5 & 15u;
+    if (op == OP_FILL) { v0[vo + q] = uvec4(arg(8u)); return; }
+    if (op == OP_COPY) { v0[vo + q] = v1[vi0 + q]; return; }
+    vec4 a = uintBitsToFloat(v1[vi0 + q]);
+    vec4 b = has_two(op, n_in) ? uintBitsToFloat(v2[vi1 + q]) : vec4(argf(8u));
+    vec4 r;
+    [[unroll]] for (int c = 0; c < 4; c++) r[c] = f_compute(op, a[c], b[c]);
+    v0[vo + q] = floatBitsToUint(r);
+}
+
+void main()
+{
+    uint ndim = arg(1u), numel = arg(2u);
+    g_off[0] = arg(A_TD_OUT);
+    g_off[1] = arg(A_TD_IN0);
+    g_off[2] = arg(A_TD_IN1);
+    g_off[3] = arg(A_TD_IN2);
+    uint stride = gl_NumWorkGroups.x * 256u, gid = gl_GlobalInvocationID.x;
+    uint first = gid;
+    if (vec4_path) {
+        // every operand has the same offset modulo 4: `head` scalar elements, `nv`
+        // aligned groups of 4, then the scalar tail; the loop below does the scalars
+        uint head = arg(A_HEAD), nv = arg(A_NVEC), tail0 = head + 4u * nv;
+        uint vo = (g_off[0] + head) >> 2u, vi0 = (g_off[1] + head) >> 2u;
+        uint vi1 = (g_off[2] + head) >> 2u;
+        for (uint q = gid; q < nv; q += stride) elem4(q, vo, vi0, vi1);
+        first = gid < head ? gid : gid - head < numel - tail0 ? tail0 + gid - head : numel;
+        stride = numel; // one scalar element at most (numel < 2^31: no wrap)
+    }
+    // one copy of elem() in the SPIR-V keeps the driver's pipeline compiles short
+    for (uint i = first; i < numel; i += stride) elem(i, ndim);
 }

@@ -1,11 +1,12 @@
 #version 450
 // matmul.comp — C[b] = A[b] x B[b] (+ bias) for f32, f16 and bf16 (f32 accumulation),
 // A [B,M,K], B [B,K,N], C [B,M,N], any strides (batch strides may be 0). Serves MATMUL
-// and LINEAR (B = w^T through strides, the bias already broadcast to [M,N]).
+// LINEAR and LINEAR_ACT (B = w^T through strides, the bias already broadcast to [M,N]).
 // 16x16 output tiles, 16-wide K slices staged in shared memory.
 // Workgroups: (ceil(N/16), ceil(M/16), min(B, limit)); batches beyond the z count loop.
 //
-// Specialization constants: SC2 dtype, SC4 has bias (also in the argument words).
+// Specialization constants: SC0 activation (LINEAR_ACT: 0 none, 1 relu, v < 0 ? 0 : v),
+// SC2 dtype, SC4 has bias (also in the argument words).
 // Arguments (words, see backends/vulkan/vk_internal.h: MM_*):
 //   0 batch, 1 M, 2 N, 3 K,
 //   4 a offset, 5 a batch stride, 6 a row stride (m), 7 a col stride (k),
@@ -41,6 +42,7 @@ void main()
         if (row < M && col < N) {
             if (SC4 != 0u)
                 acc += raw_to_f(dt, raw_ld_b3(es, arg(18u) + row * arg(19u) + col * arg(20u)));
+            if (SC0 == 1u && acc < 0.0) acc = 0.0;
             raw_st_b0(es, arg(12u) + bz * arg(13u) + row * arg(14u) + col * arg(15u), f_to_raw(dt, acc));
         }
     }

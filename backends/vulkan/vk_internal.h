@@ -5,7 +5,8 @@
  * backend table, em_plugin_init), vk_device.c (logical device, sub-allocator,
  * staging, the argument ring, command recording and submission), vk_ops.c
  * (shared kernel helpers, the registry, supports()), vk_ops_elementwise.c,
- * vk_ops_reduce.c (reductions, softmax), vk_ops_linalg.c (matmul, linear),
+ * vk_ops_reduce.c (reductions, softmax), vk_ops_linalg.c (matmul, linear,
+ * linear_act; EMBER_VULKAN_MATMUL=generic|tile64|tile128 forces a shader),
  * vk_ops_index.c (cat, index_select, gather, scatter_add, one_hot),
  * vk_ops_generate.c (arange, linspace, Philox random ops), vk_shaders.c
  * (SPIR-V words generated at build time from shaders/NAME.comp into the
@@ -40,6 +41,8 @@ enum {
     VK_SH_REDUCE_WIDE,
     VK_SH_SOFTMAX,
     VK_SH_MATMUL,
+    VK_SH_MATMUL_F32,       /* matmul_f32.comp: 128x128 tiles */
+    VK_SH_MATMUL_F32_SMALL, /* matmul_f32.comp -DEM_MM_SMALL: 64x64 tiles */
     VK_SH_INDEX,
     VK_SH_INDEX_WIDE,
     VK_SH_GENERATE_WIDE,
@@ -63,8 +66,8 @@ extern const vk_shader_code vk_shaders[VK_SH_COUNT];
 /* ---------------- argument-word layouts (see each shader's header) ------- */
 /* elementwise.comp */
 enum { EW_OP = 0, EW_NDIM = 1, EW_NUMEL = 2, EW_NIN = 3, EW_DT_OUT = 4, EW_DT_IN0 = 5,
-       EW_S0 = 8, EW_S1 = 10, EW_FLAG = 12, EW_SHAPE = 16, EW_TD_OUT = 24, EW_TD_IN0 = 33,
-       EW_WORDS = 60 };
+       EW_S0 = 8, EW_S1 = 10, EW_FLAG = 12, EW_HEAD = 13, EW_NVEC = 14, EW_SHAPE = 16,
+       EW_TD_OUT = 24, EW_TD_IN0 = 33, EW_WORDS = 60 };
 /* reduce.comp */
 enum { RD_KIND = 0, RD_FIN = 1, RD_NOUT = 2, RD_NRED = 3, RD_NK = 4, RD_NR = 5, RD_IN_OFF = 6,
        RD_OUT_OFF = 7, RD_PARTS = 8, RD_SLICE = 9, RD_DT_IN = 10, RD_DT_OUT = 11, RD_MODE = 12,
@@ -75,7 +78,7 @@ enum { RD_MODE_FINAL = 0, RD_MODE_PARTIAL = 1, RD_MODE_COMBINE = 2 };
 /* softmax.comp */
 enum { SM_LOG = 0, SM_NROWS = 1, SM_LEN = 2, SM_NOUTER = 3, SM_X_OFF = 4, SM_O_OFF = 5,
        SM_XS = 6, SM_OS = 7, SM_DT = 8, SM_OSHAPE = 16, SM_OXS = 24, SM_OOS = 32, SM_WORDS = 40 };
-/* matmul.comp */
+/* matmul.comp and matmul_f32.comp */
 enum { MM_BATCH = 0, MM_M = 1, MM_N = 2, MM_K = 3, MM_A = 4, MM_B = 8, MM_C = 12, MM_DT = 16,
        MM_HAS_BIAS = 17, MM_BIAS = 18, MM_WORDS = 21 };
 #define MM_TILE 16u

@@ -9,7 +9,7 @@
  *   - f64 transcendental unary ops (exp, log, sin, cos, tanh, sigmoid, gelu,
  *     silu, softplus, erf) and f64 pow, logsumexp, softmax: GLSL has no
  *     double-precision exp/log/trig;
- *   - f64 matmul/linear;
+ *   - f64 matmul/linear (linear_act is registered for f32/f16/bf16 only);
  *   - scatter_add into i64/f64 (needs 64-bit atomics);
  * and, on devices without shaderInt64 + shaderFloat64, anything computing in
  * i64/f64 (casts from/to them, integer reductions, random ops, arange,
@@ -129,13 +129,15 @@ int vk_supports(void *dev, const em_op_call *call)
         if (vk_numel(&call->out[i]) > UINT32_MAX / 2) return 0;
     switch (call->op) {
     case EM_OP_MATMUL:
-    case EM_OP_LINEAR: {
+    case EM_OP_LINEAR:
+    case EM_OP_LINEAR_ACT: {
         const em_tdesc *C = &call->out[0];
         if (!vk_is_float(C->dtype)) return 0;
         int three = call->op == EM_OP_MATMUL;
         if (three && (C->ndim != 3 || call->in[0].ndim != 3 || call->in[1].ndim != 3)) return 0;
         if (!three && (C->ndim != 2 || call->in[0].ndim != 2 || call->in[1].ndim != 2)) return 0;
         uint64_t K = (uint64_t)call->in[0].shape[three ? 2 : 1];
+        /* the 16x16 grid of matmul.comp: the largest either shader launches */
         uint64_t gx = ((uint64_t)C->shape[three ? 2 : 1] + MM_TILE - 1) / MM_TILE;
         uint64_t gy = ((uint64_t)C->shape[three ? 1 : 0] + MM_TILE - 1) / MM_TILE;
         /* lavapipe stops an invocation after 65535 loop iterations in all: about
@@ -217,6 +219,7 @@ const em_kernel_entry vk_kernels[] = {
     KF(EM_OP_RECIPROCAL, vk_k_elementwise),
     KF(EM_OP_ERF, vk_k_elementwise),
     KA(EM_OP_SIGN, vk_k_elementwise),
+    KF(EM_OP_RELU_BACKWARD, vk_k_elementwise),
     /* reductions */
     KA(EM_OP_SUM, vk_k_reduce),
     KF(EM_OP_MEAN, vk_k_reduce),
@@ -232,6 +235,9 @@ const em_kernel_entry vk_kernels[] = {
     /* linear algebra */
     KF(EM_OP_MATMUL, vk_k_matmul),
     KF(EM_OP_LINEAR, vk_k_linear),
+    {EM_OP_LINEAR_ACT, EM_F32, 0, vk_k_linear},
+    {EM_OP_LINEAR_ACT, EM_F16, 0, vk_k_linear},
+    {EM_OP_LINEAR_ACT, EM_BF16, 0, vk_k_linear},
     /* data movement */
     KA(EM_OP_CAT, vk_k_cat),
     KA(EM_OP_INDEX_SELECT, vk_k_index),

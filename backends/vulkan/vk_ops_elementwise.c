@@ -1,7 +1,10 @@
 /*
  * vk_ops_elementwise.c — the host side of shaders/elementwise.comp: FILL,
  * COPY, CAST, binary ops (tensor and scalar forms), AXPY, comparisons, WHERE,
- * CLAMP, MASKED_FILL and the unary ops, every dtype, any strides.
+ * CLAMP, MASKED_FILL, the unary ops and RELU_BACKWARD, every dtype, any
+ * strides. Dense f32 operands (FILL and COPY: any 4-byte dtype) whose offsets
+ * agree modulo 4 take the shader's vec4 path (16 bytes per invocation and
+ * operand; see vec4_ok).
  *
  * Scalars are converted here exactly as the CPU backend converts them
  * (backends/cpu/cpu_copy.c: em__cpu_store_scalar, cpu_binary.c): a float-
@@ -65,6 +68,29 @@ static void put_scalar(uint32_t *a, int at, int dt, double v)
     }
 }
 
+/* The vec4 path of elementwise.comp applies: dense operands (checked by the
+ * caller), f32 arithmetic (or a 4-byte FILL/COPY), every offset the same
+ * modulo 4. */
+static int vec4_ok(const em_op_call *c)
+{
+    int op = c->op;
+    const em_tdesc *o = &c->out[0];
+    if (op == EM_OP_FILL || op == EM_OP_COPY) {
+        if (vk_dtype_size(o->dtype) != 4 || (c->n_in && c->in[0].dtype != o->dtype)) return 0;
+    } else {
+        int arith = (op >= EM_OP_ADD && op <= EM_OP_MINIMUM) || op == EM_OP_AXPY ||
+                    op == EM_OP_CLAMP || op == EM_OP_RELU_BACKWARD ||
+                    (op >= EM_OP_NEG && op <= EM_OP_SIGN);
+        if (!arith || o->dtype != EM_F32) return 0;
+        for (int i = 0; i < c->n_in; i++)
+            if (c->in[i].dtype != EM_F32) return 0;
+    }
+    if (c->n_in > 2) return 0;
+    for (int i = 0; i < c->n_in; i++)
+        if ((c->in[i].offset - o->offset) % 4 != 0) return 0;
+    return 1;
+}
+
 /* t walks o's shape in row-major order with unit steps (size-1 dims ignored). */
 static int dense(const em_tdesc *t, const em_tdesc *o)
 {
@@ -112,6 +138,7 @@ em_status vk_k_elementwise(void *dev, const em_op_call *c)
     int lo = 1, hi = 1;
     if (op == EM_OP_FILL) lo = hi = 0;
     else if ((op >= EM_OP_ADD && op <= EM_OP_MINIMUM) || is_compare(op)) hi = 2;
+    else if (op == EM_OP_RELU_BACKWARD) lo = hi = 2;
     else if (op == EM_OP_AXPY || op == EM_OP_MASKED_FILL) lo = hi = 2;
     else if (op == EM_OP_WHERE) lo = hi = 3;
     em_status st = vk_enter(d, c, lo, hi);
@@ -178,8 +205,17 @@ em_status vk_k_elementwise(void *dev, const em_op_call *c)
     if (op == EM_OP_POW && d->wide) wide = 1; /* float pow through double (see the shader) */
     int all_dense = dense(o, o);
     for (int i = 0; i < c->n_in; i++) all_dense &= dense(&c->in[i], o);
+    int vec = all_dense && n >= 4 && vec4_ok(c);
+    uint64_t items = n;
+    if (vec) { /* head: elements before the first 16-byte boundary of every operand */
+        uint64_t head = (4 - (uint64_t)o->offset % 4) % 4;
+        a[EW_HEAD] = (uint32_t)head;
+        a[EW_NVEC] = (uint32_t)((n - head) / 4);
+        items = a[EW_NVEC] > 4 ? a[EW_NVEC] : 4;
+    }
     const uint32_t spec[VK_N_SPEC] = {a[EW_OP], a[EW_DT_OUT], a[EW_DT_IN0], a[EW_DT_IN0 + 1],
-                                      a[EW_FLAG], a[EW_NIN] | (all_dense ? 16u : 0u)};
+                                      a[EW_FLAG],
+                                      a[EW_NIN] | (all_dense ? 16u : 0u) | (vec ? 32u : 0u)};
     return vk_finish(vk_dispatch(d, wide ? VK_SH_ELEMENTWISE_WIDE : VK_SH_ELEMENTWISE, spec, a,
-                                 EW_WORDS, bufs, vk_groups_1d(d, n, VK_WG), 1, 1));
+                                 EW_WORDS, bufs, vk_groups_1d(d, items, VK_WG), 1, 1));
 }

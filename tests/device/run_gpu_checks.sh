@@ -30,6 +30,9 @@
 #                    include/vulkan and layers/ (the validation layer) for a machine
 #                    that lacks them (the lent machines have no Vulkan loader)
 #   OUT              when set, the logs are also packed into $OUT/gpu-checks-logs.tgz
+#   STEPS            which steps after the build to run, comma-separated (default all):
+#                    bench (cuda, cuBLAS, PyTorch, MLP), vkbench, cuda (suites), ptx,
+#                    dataloader, vulkan (suites); e.g. STEPS=vkbench,vulkan
 #
 # Usage (from the repository root):  tests/device/run_gpu_checks.sh
 # Exit status: 0 when the CUDA device is there and no test failed, 1 otherwise.
@@ -52,6 +55,9 @@ row() { ROWS+=("$(printf '%-30s %s' "$1" "$2")"); }
 step() { echo; echo "=== $* ($(elapsed) s)"; }
 # fits SECONDS: true when at least SECONDS of the budget are left
 fits() { [ "$(left)" -ge "$1" ]; }
+# want STEP: true when STEPS (default all) names the step
+STEPS=${STEPS:-bench,vkbench,cuda,ptx,dataloader,vulkan}
+want() { case ",$STEPS," in *",$1,"*) return 0 ;; *) row "$1" "not asked for (STEPS=$STEPS)"; return 1 ;; esac; }
 # val LOG KEY: the value of a "key value" line, or "-"
 val() { local v; v=$(awk -v k="$2" '$1 == k { print $2; exit }' "$1" 2>/dev/null); echo "${v:--}"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
@@ -194,11 +200,12 @@ summarise() {
 failures() { grep -E "Test +#" "$1" | grep -vE "Passed|Skipped|Not Run" | sed 's/.*Test +#[0-9]*: //; s/ .*//' | tr '\n' ' '; }
 
 step "benchmarks"
-if fits 40; then
+want bench && BENCH=1 || BENCH=0
+if [ "$BENCH" = 1 ] && fits 40; then
     EMBER_BACKEND=cuda timeout 60 "$BUILD/tests/device/gpu_bench" cuda > "$LOGS/gpu-bench-cuda.log" 2>&1
     row "gpu_bench cuda" "rc $?"
 fi
-if fits 40 && command -v nvcc > /dev/null; then
+if [ "$BENCH" = 1 ] && fits 40 && command -v nvcc > /dev/null; then
     if timeout 90 nvcc -O2 -arch=native -o "$BUILD/cublas_ref" "$ROOT/tests/device/cublas_ref.cu" -lcublas \
             > "$LOGS/cublas-build.log" 2>&1; then
         timeout 40 "$BUILD/cublas_ref" > "$LOGS/cublas-ref.log" 2>&1
@@ -207,7 +214,7 @@ if fits 40 && command -v nvcc > /dev/null; then
         row "cublas_ref" "build FAILED: $(head -3 "$LOGS/cublas-build.log" | tr '\n' ' ')"
     fi
 fi
-if fits 60; then
+if [ "$BENCH" = 1 ] && fits 60; then
     if timeout 30 python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' > /dev/null 2>&1; then
         timeout 90 python3 "$ROOT/tests/device/pytorch_gpu.py" > "$LOGS/pytorch-gpu.log" 2>&1
         row "pytorch_gpu.py" "rc $?, torch $(val "$LOGS/pytorch-gpu.log" torch_version)"
@@ -215,7 +222,7 @@ if fits 60; then
         row "pytorch_gpu.py" "skipped: no python3 with torch.cuda here"
     fi
 fi
-if fits 40; then
+if [ "$BENCH" = 1 ] && fits 40; then
     EMBER_BACKEND=cuda timeout 60 "$BUILD/bench/ember-bench-mlp" --quick > "$LOGS/bench-mlp.log" 2>&1
     row "ember-bench-mlp cuda" "rc $?"
 fi
@@ -224,7 +231,7 @@ step "vulkan benchmarks (the new shaders, and the generic matmul shader beside t
 if [ -n "${DEPS:-}" ] && [ -d "$DEPS/lib-glvnd" ]; then
     export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$DEPS/lib-glvnd"
 fi
-if [ "$HAVE_VK" = 1 ] && fits 60; then
+if want vkbench && [ "$HAVE_VK" = 1 ] && fits 60; then
     timeout 20 env EMBER_BACKEND=vulkan "$BUILD/tools/ember-info" > "$LOGS/ember-info-vulkan.log" 2>&1
     row "ember-info vulkan" "rc $?: $(grep -m1 -A1 '^  vulkan:0' "$LOGS/ember-info-vulkan.log" | tail -1 | sed 's/^ *name: *//')"
     timeout 90 "$BUILD/tests/device/gpu_bench" vulkan > "$LOGS/gpu-bench-vulkan.log" 2>&1
@@ -235,7 +242,8 @@ if [ "$HAVE_VK" = 1 ] && fits 60; then
 fi
 
 step "test suites on cuda (ctest)"
-if fits 150; then
+if ! want cuda; then :
+elif fits 150; then
     # The op, gradient, nn/optim/checkpoint suites, the examples and the CUDA tests; not
     # the .on_fake_device/.on_vulkan copies (they pin their backend) nor the loader tests.
     EMBER_BACKEND=cuda timeout 150 ctest --test-dir "$BUILD" -j8 --timeout 90 \
@@ -258,7 +266,8 @@ else
 fi
 
 step "PTX JIT (the embedded compute_90 PTX, as a newer GPU would run it)"
-if fits 120; then
+if ! want ptx; then :
+elif fits 120; then
     CUDA_FORCE_PTX_JIT=1 EMBER_BACKEND=cuda timeout 90 ctest --test-dir "$BUILD" --timeout 80 \
         -R '^test_cuda_ops$' --output-on-failure > "$LOGS/ctest-ptx-jit.log" 2>&1
     ptx_rc=$?
@@ -282,7 +291,7 @@ run_dl() {
     bound=$(grep -q '^DATA-BOUND' "$log" && echo "; data-bound")
     row "dataloader $label" "rc $rc; 2 workers ${w2:--}, 0 workers ${w0:--} of the epoch$bound"
 }
-if fits 60; then
+if want dataloader && fits 60; then
     DL="$BUILD/bench/ember-bench-dataloader"
     # The issue's workload (random samples: --work 1) on both consumers; the CPU consumer
     # also with its pool leaving two cores to the workers; then the 4-round "decode".
@@ -293,7 +302,8 @@ if fits 60; then
 fi
 
 step "vulkan suites"
-if [ "$HAVE_VK" = 1 ] && fits 30; then
+if ! want vulkan; then :
+elif [ "$HAVE_VK" = 1 ] && fits 30; then
     timeout $(( $(left) - 10 )) ctest --test-dir "$BUILD" -j8 --timeout 120 -R 'on_vulkan|^test_vulkan' \
         --output-on-failure > "$LOGS/ctest-vulkan.log" 2>&1
     vk_rc=$?
