@@ -236,9 +236,12 @@ if want vkbench && [ "$HAVE_VK" = 1 ] && fits 60; then
     row "ember-info vulkan" "rc $?: $(grep -m1 -A1 '^  vulkan:0' "$LOGS/ember-info-vulkan.log" | tail -1 | sed 's/^ *name: *//')"
     timeout 90 "$BUILD/tests/device/gpu_bench" vulkan > "$LOGS/gpu-bench-vulkan.log" 2>&1
     row "gpu_bench vulkan" "rc $?; matmul spot error $(val "$LOGS/gpu-bench-vulkan.log" matmul_f32_4096_spot_rel_err)"
-    EMBER_VULKAN_MATMUL=generic timeout 60 "$BUILD/tests/device/gpu_bench" vulkan --f32-matmul-only \
-        > "$LOGS/gpu-bench-vulkan-generic.log" 2>&1
-    row "gpu_bench vulkan (generic mm)" "rc $?"
+    for mm in generic tile64 tile128; do
+        fits 40 || break
+        EMBER_VULKAN_MATMUL=$mm timeout 60 "$BUILD/tests/device/gpu_bench" vulkan --f32-matmul-only \
+            > "$LOGS/gpu-bench-vulkan-$mm.log" 2>&1
+        row "vulkan f32 mm, $mm" "rc $?; 1024: $(val "$LOGS/gpu-bench-vulkan-$mm.log" matmul_f32_1024_tflops), 4096: $(val "$LOGS/gpu-bench-vulkan-$mm.log" matmul_f32_4096_tflops) TFLOP/s"
+    done
 fi
 
 step "test suites on cuda (ctest)"
