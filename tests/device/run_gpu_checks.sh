@@ -260,6 +260,7 @@ elif fits 150; then
     row "nn/optim/io (cuda)" "$(summarise "$L" '^test_(nn_|optim|safetensors|checkpoint)')"
     row "examples (cuda)" "$(summarise "$L" '^example_')"
     row "test_cuda_ops" "$(summarise "$L" '^test_cuda_ops')"
+    row "test_cuda_vec_lt" "$(summarise "$L" '^test_cuda_vec_lt$')"
     fbops=$(grep -o "op [0-9]* ran on the CPU backend" "$L" | awk '{print $2}' | sort -n -u | tr '\n' ' ')
     row "ops that fell back to CPU" "${fbops:-none}"
     [ "$ctest_rc" -ne 0 ] && { STATUS=1; row "cuda failures" "$(failures "$L")"; }
@@ -300,6 +301,10 @@ if want dataloader && fits 60; then
     # also with its pool leaving two cores to the workers; then the 4-round "decode".
     run_dl "cpu work1" timeout 40 "$DL" --workers 0,2 --device cpu --work 1
     run_dl "cpu work1 14thr" EMBER_NUM_THREADS=14 timeout 40 "$DL" --workers 0,2 --device cpu --work 1
+    # A deeper ring (8 batches per worker instead of 2) rides out a worker's late wake-up
+    # while the consumer's pool keeps every core busy.
+    run_dl "cpu work1 prefetch8" timeout 40 "$DL" --workers 0,2 --device cpu --work 1 --prefetch 8
+    run_dl "cpu work1 14thr prefetch8" EMBER_NUM_THREADS=14 timeout 40 "$DL" --workers 0,2 --device cpu --work 1 --prefetch 8
     run_dl "cuda work1" timeout 40 "$DL" --workers 0,2 --device cuda --work 1
     fits 30 && run_dl "cuda work4" timeout 40 "$DL" --workers 0,2 --device cuda --work 4
 fi
