@@ -10,13 +10,13 @@
 #      ember-bench-mlp on cuda; then gpu_bench on vulkan, and its f32 matmuls again
 #      with EMBER_VULKAN_MATMUL=generic (the plain tiled shader) for comparison;
 #   3. the op, gradient, nn and example suites with EMBER_BACKEND=cuda, and the
-#      CUDA plugin's own tests (ctest, filtered), counting CPU fallbacks; then
-#      test_cuda_ops again with CUDA_FORCE_PTX_JIT=1 (the embedded PTX path);
+#      CUDA plugin's own tests (ctest, filtered), counting CPU fallbacks;
 #   4. ember-bench-dataloader on cpu and cuda (16 cores: the DataLoader target of
 #      issue [3] needs cores the 2-core VM lacks), random samples (--work 1) and a
 #      heavier 4-round decode;
 #   5. the Vulkan suites (test_vulkan.*, *.on_vulkan) on the GPU's Vulkan driver
-#      with the validation layer on.
+#      with the validation layer on;
+#   6. test_cuda_ops again with CUDA_FORCE_PTX_JIT=1 (the embedded PTX path).
 # and prints a short table last: suites, then each figure with its peer and target.
 #
 # Environment:
@@ -197,7 +197,7 @@ summarise() {
         }
         END { printf "%d passed, %d failed, %d skipped", p, f, s }' "$1"
 }
-failures() { grep -E "Test +#" "$1" | grep -vE "Passed|Skipped|Not Run" | sed 's/.*Test +#[0-9]*: //; s/ .*//' | tr '\n' ' '; }
+failures() { grep -E "Test +#" "$1" | grep -vE "Passed|Skipped|Not Run" | sed -E 's/.*Test +#[0-9]+: //; s/ .*//' | tr '\n' ' '; }
 
 step "benchmarks"
 want bench && BENCH=1 || BENCH=0
@@ -269,18 +269,6 @@ else
     row "test suites (cuda)" "skipped (time)"
 fi
 
-step "PTX JIT (the embedded compute_90 PTX, as a newer GPU would run it)"
-if ! want ptx; then :
-elif fits 120; then
-    CUDA_FORCE_PTX_JIT=1 EMBER_BACKEND=cuda timeout 90 ctest --test-dir "$BUILD" --timeout 80 \
-        -R '^test_cuda_ops$' --output-on-failure > "$LOGS/ctest-ptx-jit.log" 2>&1
-    ptx_rc=$?
-    row "test_cuda_ops, PTX JIT" "$(summarise "$LOGS/ctest-ptx-jit.log" '.') (rc $ptx_rc)"
-    [ "$ptx_rc" -ne 0 ] && STATUS=1
-else
-    row "PTX JIT" "skipped (time)"
-fi
-
 step "dataloader (issue [3]: < 5% waiting with 2 workers, on a machine with cores for them)"
 # run_dl LABEL ENV... -- ARGS: one ember-bench-dataloader run and its row
 run_dl() {
@@ -320,4 +308,17 @@ elif [ "$HAVE_VK" = 1 ] && fits 30; then
 else
     row "vulkan suites" "${VK_WHY:-skipped (time or plugin not built)}"
 fi
+
+step "PTX JIT (the embedded compute_90 PTX, as a newer GPU would run it)"
+if ! want ptx; then :
+elif fits 120; then
+    CUDA_FORCE_PTX_JIT=1 EMBER_BACKEND=cuda timeout 90 ctest --test-dir "$BUILD" --timeout 80 \
+        -R '^test_cuda_ops$' --output-on-failure > "$LOGS/ctest-ptx-jit.log" 2>&1
+    ptx_rc=$?
+    row "test_cuda_ops, PTX JIT" "$(summarise "$LOGS/ctest-ptx-jit.log" '.') (rc $ptx_rc)"
+    [ "$ptx_rc" -ne 0 ] && STATUS=1
+else
+    row "PTX JIT" "skipped (time)"
+fi
+
 finish
