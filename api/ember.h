@@ -160,7 +160,8 @@ typedef struct em_generator em_generator; /* random-number stream          */
  * to a .so; unset = best hardware device, GPU before CPU, software-emulated
  * devices only by name), EMBER_PLUGIN_PATH (colon-separated folders),
  * EMBER_STRICT=1 (a CPU fallback becomes an error), EMBER_LOG=debug|info|warn,
- * EMBER_FUSED=0 (no fused Adam/cross-entropy kernels: composed ops instead),
+ * EMBER_FUSED=0 (no fused Adam/cross-entropy/linear+relu/relu-backward
+ * kernels: composed ops instead),
  * EMBER_GUARD=1 (guard bytes around every allocation, checked after each
  * kernel: a kernel writing outside its output fails the op; for checking
  * plugins, slow). */
@@ -486,6 +487,14 @@ EM_API em_tensor *em_matmul(const em_tensor *a, const em_tensor *b);
 /* x W^T + b as one op (torch.nn.functional.linear). x: [..., in],
  * weight: [out, in], bias: [out] or NULL. */
 EM_API em_tensor *em_linear(const em_tensor *x, const em_tensor *weight, const em_tensor *bias);
+/* relu(x W^T + b): em_relu(em_linear(x, weight, bias)) with the same values
+ * (the product rounds as em_linear's) and gradients, computed as one op
+ * where the backend has the fused kernel (EM_OP_LINEAR_ACT; one autograd
+ * node "linear_relu", which keeps the output instead of the
+ * pre-activation), else as those two ops (also with EMBER_FUSED=0).
+ * Sequential models run a Linear followed by a ReLU through it. */
+EM_API em_tensor *em_linear_relu(const em_tensor *x, const em_tensor *weight,
+                                 const em_tensor *bias);
 /* c + a @ b for 2-D a, b; c broadcasts to the result. */
 EM_API em_tensor *em_addmm(const em_tensor *c, const em_tensor *a, const em_tensor *b);
 

@@ -14,9 +14,10 @@
  *   em_optimizer and em_lr_scheduler are plain heap objects owned by the
  *   caller (not reference counted): create, use, destroy. An optimizer
  *   retains its parameter tensors (em_tensor_retain) and releases them in
- *   em_optimizer_destroy. Its state (momentum buffers, Adam moments) is a set
- *   of tensors it owns, each with the shape, dtype and device of its
- *   parameter, created on the first step that parameter has a gradient. A
+ *   em_optimizer_destroy. Its state (momentum buffers, Adam moments, master
+ *   copies) is a set of tensors it owns, each with the shape and device of
+ *   its parameter and the parameter's dtype (f32 for f16/bf16 parameters,
+ *   below), created on the first step that parameter has a gradient. A
  *   scheduler borrows its optimizer, which must outlive it.
  *
  * Updates (em_optimizer_step):
@@ -30,8 +31,19 @@
  *   - the parameter is updated in place (its storage version is bumped, so a
  *     graph that saved it can no longer run backward, as in torch); its
  *     gradient is read, never written;
- *   - state tensors and temporaries have the parameter's dtype: an f16
- *     parameter keeps f16 moments (as torch without fused/foreach kernels).
+ *   - f32 master weights: an f16 or bf16 parameter gets an f32 master copy
+ *     in its state ("master_param", created from the parameter on its first
+ *     step with a gradient, on the parameter's device). Each step casts the
+ *     gradient to f32, runs the update below on the master in f32 (momentum
+ *     buffer and Adam moments are f32 too; the fused Adam kernel runs on the
+ *     master where the backend has it for f32), then writes the master back
+ *     into the parameter rounded to nearest even. So updates smaller than the
+ *     half type's spacing accumulate instead of being rounded away (bf16:
+ *     1 + 1e-3 rounds back to 1). The master is authoritative: a value
+ *     written into the parameter by other means is overwritten by the next
+ *     step (load a state dict or recreate the optimizer after changing it);
+ *   - f32 and f64 parameters: state and temporaries have the parameter's
+ *     dtype.
  *   Thread safety: an optimizer must not be used from two threads at once.
  */
 #ifndef EMBER_OPTIM_H
@@ -149,6 +161,7 @@ EM_API em_tensor *em_optimizer_param(const em_optimizer *opt, int i);
  *   "state.<i>.momentum_buffer"                 SGD with momentum
  *   "state.<i>.exp_avg", "state.<i>.exp_avg_sq" Adam/AdamW
  *   "state.<i>.max_exp_avg_sq"                  with amsgrad
+ *   "state.<i>.master_param"                    f16/bf16 parameters (f32)
  * present only for parameters that have state (torch's lazy state), where
  * <i> is the parameter's index in the creation array. Metadata (strings;
  * doubles printed with %.17g so they read back exactly, bools "true"/"false"):
@@ -174,7 +187,11 @@ EM_API em_tensor_dict *em_optimizer_state_dict(const em_optimizer *opt);
  *     without exp_avg_sq or step, max_exp_avg_sq missing with amsgrad, a
  *     momentum buffer with momentum 0);
  *   EM_ERR_SHAPE / EM_ERR_DTYPE: a state tensor whose shape / dtype is not its
- *     parameter's (both named);
+ *     parameter's (both named); for an f16/bf16 parameter the state is f32
+ *     (moments in the parameter's own dtype, as saved before master copies
+ *     existed, are accepted and cast; without "master_param" the master is
+ *     taken again from the parameter at the next step); a "master_param"
+ *     of an f32/f64 parameter is EM_ERR_INVALID_ARG;
  *   EM_ERR_NULL_ARG, EM_ERR_OUT_OF_MEMORY, or a copy's error. */
 EM_API em_status em_optimizer_load_state_dict(em_optimizer *opt, const em_tensor_dict *d);
 

@@ -14,7 +14,20 @@
  * p10/p90. Targets (issue [3]): at least 2x PyTorch at batch 1 and 32, not
  * slower at 256. Not a test: it prints a table and asserts nothing.
  *
- * Usage: ember-bench-mlp [--quick] [--pytorch]
+ * --profile B N: no timing; builds the model at batch B, runs 5 warm-up steps,
+ * then exactly N steps inside profile_steps() (not inlined), so that
+ *   valgrind --tool=callgrind --toggle-collect=profile_steps \
+ *       ember-bench-mlp --profile 32 20
+ * counts the instructions of N steps, repeatably (use EMBER_NUM_THREADS=1:
+ * idle pool workers spin).
+ *
+ * --rounds R (with --pytorch): R alternating rounds of (Ember, PyTorch) on a
+ * machine whose load changes over seconds; the table then shows, per side,
+ * the median over rounds of each round's median [lowest-highest round], and
+ * the ratio is the median of the per-round ratios (each from one Ember and
+ * one PyTorch measurement taken seconds apart).
+ *
+ * Usage: ember-bench-mlp [--quick] [--pytorch] [--rounds R] [--profile B N]
  */
 #include <ember.h>
 #include <ember_nn.h>
@@ -71,15 +84,59 @@ static int step(em_module *model, em_optimizer *opt, const em_tensor *x, const e
     return st == EM_OK;
 }
 
-static int bench_batch(int bi)
+static em_module *make_model(void)
 {
-    const int batch = k_batches[bi];
-    em_manual_seed(0);
-    em_module *model = em_nn_sequential(
+    return em_nn_sequential(
         (em_module *[]){em_nn_linear(784, 256, true, NULL, NULL), em_nn_relu(),
                         em_nn_linear(256, 128, true, NULL, NULL), em_nn_relu(),
                         em_nn_linear(128, 10, true, NULL, NULL)},
         5);
+}
+
+/* The steps that --profile counts (a function of its own for callgrind's
+ * --toggle-collect). */
+__attribute__((noinline, noipa)) static int profile_steps(em_module *model, em_optimizer *opt,
+                                                   const em_tensor *x, const em_tensor *y, int n)
+{
+    int ok = 1;
+    for (int i = 0; i < n && ok; i++) ok = step(model, opt, x, y);
+    return ok;
+}
+
+static int run_profile(int batch, int n)
+{
+    em_manual_seed(0);
+    em_module *model = make_model();
+    em_tensor_dict *params = model ? em_module_named_parameters(model) : NULL;
+    int np = params ? em_tensor_dict_count(params) : 0;
+    em_tensor *plist[16];
+    em_scope_begin();
+    for (int i = 0; i < np && i < 16; i++) plist[i] = em_tensor_dict_at(params, i);
+    em_sgd_options so = em_sgd_defaults(0.01);
+    em_optimizer *opt = params ? em_sgd_create(np, plist, &so) : NULL;
+    em_scope_end();
+    em_tensor *x = em_randn(NULL, EM_F32, EM_SHAPE(batch, 784), NULL);
+    em_tensor *y = em_randint(NULL, 0, 10, EM_I64, EM_SHAPE(batch), NULL);
+    int ok = opt && x && y;
+    for (int i = 0; i < 5 && ok; i++) ok = step(model, opt, x, y); /* warm-up (not counted) */
+    double t0 = now_s();
+    if (ok) ok = profile_steps(model, opt, x, y, n);
+    double dt = now_s() - t0;
+    if (ok) printf("profile: batch %d, %d steps, %.1f us/step\n", batch, n, dt / n * 1e6);
+    else fprintf(stderr, "ember-bench-mlp: profile failed: %s\n", em_last_error());
+    em_tensor_release(x);
+    em_tensor_release(y);
+    em_optimizer_destroy(opt);
+    em_tensor_dict_destroy(params);
+    em_module_destroy(model);
+    return ok;
+}
+
+static int bench_batch(int bi)
+{
+    const int batch = k_batches[bi];
+    em_manual_seed(0);
+    em_module *model = make_model();
     em_tensor_dict *params = model ? em_module_named_parameters(model) : NULL;
     int np = params ? em_tensor_dict_count(params) : 0;
     em_tensor *plist[16];
@@ -177,12 +234,22 @@ static void run_pytorch(void)
 
 int main(int argc, char **argv)
 {
-    int pytorch = 0;
+    int pytorch = 0, prof_batch = 0, prof_steps = 0, rounds = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) g_quick = 1;
         else if (!strcmp(argv[i], "--pytorch")) pytorch = 1;
-        else {
-            printf("usage: %s [--quick] [--pytorch]\n", argv[0]);
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) {
+            rounds = atoi(argv[++i]);
+            if (rounds < 1) rounds = 1;
+            if (rounds > 32) rounds = 32;
+        }
+        else if (!strcmp(argv[i], "--profile") && i + 2 < argc) {
+            prof_batch = atoi(argv[i + 1]);
+            prof_steps = atoi(argv[i + 2]);
+            i += 2;
+        } else {
+            printf("usage: %s [--quick] [--pytorch] [--rounds R] [--profile BATCH STEPS]\n",
+                   argv[0]);
             return strcmp(argv[i], "-h") && strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
@@ -192,13 +259,55 @@ int main(int argc, char **argv)
     }
     printf("ember-bench-mlp: Ember %s, device %s\n", em_version(),
            em_device_name(em_device_default()));
-    int rc = 0;
-    for (int i = 0; i < 3; i++) {
-        printf("[batch %d] ...\n", k_batches[i]);
-        fflush(stdout);
-        if (!bench_batch(i)) rc = 1;
+    if (prof_batch > 0 && prof_steps > 0) {
+        int ok = run_profile(prof_batch, prof_steps);
+        em_shutdown();
+        return ok ? 0 : 1;
     }
-    if (pytorch) run_pytorch();
+    int rc = 0;
+    static double er[32][3], tr[32][3], rr[32][3]; /* per round: Ember, PyTorch, ratio */
+    int nr[3] = {0, 0, 0};
+    for (int r = 0; r < rounds; r++) {
+        for (int i = 0; i < 3; i++) {
+            printf("[%sbatch %d] ...\n", rounds > 1 ? "round " : "", k_batches[i]);
+            fflush(stdout);
+            g_ember[i].valid = 0;
+            if (!bench_batch(i)) rc = 1;
+        }
+        if (!pytorch) break;
+        memset(g_torch, 0, sizeof g_torch);
+        run_pytorch();
+        for (int i = 0; i < 3; i++) {
+            if (!g_ember[i].valid || !g_torch[i].valid) continue;
+            er[nr[i]][i] = g_ember[i].median;
+            tr[nr[i]][i] = g_torch[i].median;
+            rr[nr[i]][i] = g_ember[i].median / g_torch[i].median;
+            nr[i]++;
+        }
+    }
+    if (pytorch && rounds > 1) {
+        printf("\nMLP 784-256-128-10 training step, samples/s over %d alternating rounds: median of "
+               "the rounds' medians [lowest-highest]; ratio = median of the per-round ratios\n",
+               rounds);
+        printf("%-6s | %-28s | %-28s | %-22s | %-6s | %s\n", "batch", "Ember", "PyTorch (best config)",
+               "ratio [lowest-highest]", "target", "met?");
+        static const double need_r[3] = {2.0, 2.0, 1.0};
+        for (int i = 0; i < 3; i++) {
+            int n = nr[i];
+            if (n == 0) continue;
+            double col[3][32];
+            for (int k = 0; k < n; k++) col[0][k] = er[k][i], col[1][k] = tr[k][i], col[2][k] = rr[k][i];
+            for (int c = 0; c < 3; c++) qsort(col[c], (size_t)n, sizeof(double), cmp_double);
+            char e[64], t[64], q[64];
+            snprintf(e, sizeof e, "%.0f [%.0f-%.0f]", col[0][n / 2], col[0][0], col[0][n - 1]);
+            snprintf(t, sizeof t, "%.0f [%.0f-%.0f]", col[1][n / 2], col[1][0], col[1][n - 1]);
+            snprintf(q, sizeof q, "%.2fx [%.2f-%.2f]", col[2][n / 2], col[2][0], col[2][n - 1]);
+            printf("%-6d | %-28s | %-28s | %-22s | >= %.0fx  | %s\n", k_batches[i], e, t, q,
+                   need_r[i], col[2][n / 2] >= need_r[i] ? "yes" : "NO");
+        }
+        em_shutdown();
+        return rc;
+    }
     static const char *targets[3] = {">= 2x", ">= 2x", ">= 1x"};
     static const double need[3] = {2.0, 2.0, 1.0};
     printf("\nMLP 784-256-128-10 training step, samples/s (median [p10-p90])\n");

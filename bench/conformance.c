@@ -30,7 +30,10 @@
  *     fails the op with "EMBER_GUARD: ... wrote outside its output".
  *   - full (FILL into fresh allocations) and matmul with a batch dim, plain
  *     and with the second operand broadcast over the batch (stride 0);
- *   - gradients by finite differences (conformance_grad.c).
+ *   - gradients by finite differences (conformance_grad.c);
+ *   - linear_relu (EM_OP_LINEAR_ACT) and relu's backward (EM_OP_RELU_BACKWARD),
+ *     which the core uses on its own where a plugin registers them: values
+ *     and gradients exact (conformance_grad.c), named fused or composed.
  * Exit status: 0 when nothing failed (gaps allowed unless --require-full),
  * 1 on any failure, 2 on bad usage, 77 when the device is not available
  * (CTest's skip).
@@ -702,6 +705,19 @@ int main(int argc, char **argv)
             conf_tally t = {.dtype = d};
             snprintf(t.op, sizeof t.op, "matmul (batched)");
             check_batched_matmul(&ctx, d, &t);
+            print_tally(&t, "", &np, &nf, &nu);
+        }
+    }
+    if (selected("linear_relu", "linalg", sel, nsel) || selected("relu", NULL, sel, nsel)) {
+        static const em_dtype fl_dtypes[4] = {EM_F32, EM_F64, EM_F16, EM_BF16};
+        for (int j = 0; j < 4; j++) {
+            em_dtype d = fl_dtypes[j];
+            bool asked = false;
+            for (int k = 0; k < ndt; k++) asked |= dl[k] == d;
+            if (!asked || !((props.dtype_mask >> d) & 1u)) continue;
+            conf_tally t = {.dtype = d};
+            snprintf(t.op, sizeof t.op, "linear_relu + relu bwd");
+            conf_fused_check(&ctx, d, &t);
             print_tally(&t, "", &np, &nf, &nu);
         }
     }

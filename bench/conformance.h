@@ -48,4 +48,8 @@ void conf_record_fail(conf_tally *t, const conf_ctx *ctx, const char *label, con
  * (f32/f64). Fills t. */
 void conf_grad_check(conf_ctx *ctx, const bench_op *op, em_dtype d, conf_tally *t);
 
+/* linear_relu and relu's backward (ABI 1.4, conformance_grad.c): forward and
+ * gradients in dtype d against exact references. Fills t. */
+void conf_fused_check(conf_ctx *ctx, em_dtype d, conf_tally *t);
+
 #endif /* EMBER_CONFORMANCE_H */

@@ -11,7 +11,12 @@
  * double at the exact (rounded) input values. An element passes when
  * |analytic - numeric| <= atol * max(1, max|numeric|) + rtol * |numeric|
  * with (atol, rtol) = (1e-7, 1e-5) for f64 and (1e-4, 1e-3) for f32.
- * Not for forward checks (conformance.c).
+ *
+ * conf_fused_check: the ABI 1.4 pair that the op table cannot reach (the core
+ * picks them itself where a backend registers them): em_linear_relu
+ * (EM_OP_LINEAR_ACT) and relu's backward (EM_OP_RELU_BACKWARD), forward and
+ * gradients against an exact float64 reference, in every float dtype.
+ * Not for forward checks of the op table (conformance.c).
  */
 #include "conformance.h"
 
@@ -127,4 +132,108 @@ void conf_grad_check(conf_ctx *ctx, const bench_op *op, em_dtype d, conf_tally *
     for (int i = 0; i < c.n_in; i++) em_tensor_release(in[i]);
     free(w);
     bench_case_free(&c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* linear + relu and relu's backward (ABI 1.4)                               */
+/* ------------------------------------------------------------------------ */
+
+/* Compares n values read from t with want exactly; records into t. */
+static void exact_check(conf_tally *t, const conf_ctx *ctx, const char *label, const em_tensor *x,
+                        const double *want, int n)
+{
+    double got[64];
+    if (!x || n > 64 || em_tensor_numel(x) != n || em_tensor_read_f64(x, got, (size_t)n) != EM_OK) {
+        conf_record_call_error(t, ctx, label);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        if (got[i] == want[i] || (isnan(got[i]) && isnan(want[i]))) continue;
+        char m[160];
+        snprintf(m, sizeof m, "element %d is %g, want %g", i, got[i], want[i]);
+        conf_record_fail(t, ctx, label, m);
+        return;
+    }
+    t->checks++;
+    t->passed++;
+}
+
+/* Values are multiples of 1/4 in [-0.5, 0.5] (many pre-activations exactly
+ * 0), so every product and sum is exact in every float dtype: results and
+ * gradients must match the reference exactly. The label says which path ran
+ * (the grad_fn "linear_relu" is the fused kernel). */
+void conf_fused_check(conf_ctx *ctx, em_dtype d, conf_tally *t)
+{
+    enum { MX = 5, K = 7, N = 6 };
+    double xv[MX * K], wv[N * K], bv[N], gv[MX * N];
+    for (int i = 0; i < MX * K; i++) xv[i] = (double)((i * 7 + 3) % 5 - 2) / 4.0;
+    for (int i = 0; i < N * K; i++) wv[i] = (double)((i * 3 + 1) % 5 - 2) / 4.0;
+    for (int i = 0; i < N; i++) bv[i] = (double)(i % 3 - 1) / 4.0;
+    for (int i = 0; i < MX * N; i++) gv[i] = (double)((i * 5 + 2) % 5 - 2) / 4.0;
+    for (int M = MX; M >= 1; M -= MX - 1) { /* 5 rows, then 1 (the GEMV shape) */
+        double z[MX * N], y[MX * N], gz[MX * N], gx[MX * K] = {0}, gw[N * K] = {0}, gb[N] = {0};
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double acc = bv[j];
+                for (int k = 0; k < K; k++) acc += xv[i * K + k] * wv[j * K + k];
+                z[i * N + j] = acc;
+                y[i * N + j] = acc < 0 ? 0 : acc;
+                gz[i * N + j] = acc > 0 ? gv[i * N + j] : 0;
+            }
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                gb[j] += gz[i * N + j];
+                for (int k = 0; k < K; k++) {
+                    gx[i * K + k] += gz[i * N + j] * wv[j * K + k];
+                    gw[j * K + k] += gz[i * N + j] * xv[i * K + k];
+                }
+            }
+        em_scope_begin();
+        em_tensor *x = em_cast(em_tensor_from_data(xv, EM_F64, EM_SHAPE(M, K), ctx->dev), d);
+        em_tensor *w = em_cast(em_tensor_from_data(wv, EM_F64, EM_SHAPE(N, K), ctx->dev), d);
+        em_tensor *b = em_cast(em_tensor_from_data(bv, EM_F64, EM_SHAPE(N), ctx->dev), d);
+        em_tensor *g = em_cast(em_tensor_from_data(gv, EM_F64, EM_SHAPE(M, N), ctx->dev), d);
+        bool ok = x && w && b && g && em_requires_grad_(x, true) == EM_OK &&
+                  em_requires_grad_(w, true) == EM_OK && em_requires_grad_(b, true) == EM_OK;
+        em_tensor *out = ok ? em_linear_relu(x, w, b) : NULL;
+        const char *fn = out ? em_grad_fn_name(out) : NULL;
+        const char *path = fn && !strcmp(fn, "linear_relu") ? "fused" : "composed";
+        char label[120];
+        snprintf(label, sizeof label, "linear_relu [%d,%d]x[%d,%d]^T (%s)", M, K, N, K, path);
+        exact_check(t, ctx, label, out, y, M * N);
+        em_tensor *grads[3] = {0};
+        const em_tensor *leaves[3] = {x, w, b};
+        snprintf(label, sizeof label, "grad linear_relu [%d,%d]x[%d,%d]^T (%s)", M, K, N, K, path);
+        if (!out) {
+            /* recorded above (unsupported or a failure) */
+        } else if (em_autograd_grad(1, (const em_tensor *const *)&out, (const em_tensor *const *)&g,
+                                    3, leaves, grads, false, false, false) != EM_OK) {
+            conf_record_call_error(t, ctx, label);
+        } else {
+            exact_check(t, ctx, label, grads[0], gx, M * K);
+            exact_check(t, ctx, label, grads[1], gw, N * K);
+            exact_check(t, ctx, label, grads[2], gb, N);
+        }
+        /* relu's own backward: g where the input > 0 (0 for 0, -0 and NaN) */
+        em_tensor *zt = em_cast(em_tensor_from_data(z, EM_F64, EM_SHAPE(M, N), ctx->dev), d);
+        if (zt && M == MX) {
+            double zn[MX * N], want[MX * N];
+            memcpy(zn, z, sizeof zn);
+            zn[1] = NAN;
+            zn[2] = -0.0;
+            zt = em_cast(em_tensor_from_data(zn, EM_F64, EM_SHAPE(M, N), ctx->dev), d);
+            for (int i = 0; i < M * N; i++) want[i] = zn[i] > 0 ? gv[i] : 0;
+            em_tensor *gr = NULL;
+            const em_tensor *zl = zt;
+            em_clear_error();
+            em_tensor *r = zt && em_requires_grad_(zt, true) == EM_OK ? em_relu(zt) : NULL;
+            snprintf(label, sizeof label, "relu backward [%d,%d]", M, N);
+            if (!r || em_autograd_grad(1, (const em_tensor *const *)&r, (const em_tensor *const *)&g,
+                                       1, &zl, &gr, false, false, false) != EM_OK)
+                conf_record_call_error(t, ctx, label);
+            else
+                exact_check(t, ctx, label, gr, want, M * N);
+        }
+        em_scope_end(); /* every tensor above, the gradients too, is the scope's */
+    }
 }

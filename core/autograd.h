@@ -218,4 +218,14 @@ EM_INTERNAL em_tensor *em__grad_gather(const em_tensor *t, int dim, const em_ten
 EM_INTERNAL em_tensor *em__grad_scatter_add(const em_tensor *t, int dim, const em_tensor *index,
                                             const em_tensor *src, em_tensor *out);
 
+/* ops_fused.c: g where y > 0, else 0 (y: relu's input or output; g and y
+ * broadcast), through EM_OP_RELU_BACKWARD when the backend has it and the
+ * pass records nothing, else composed from public ops. In scope; NULL with
+ * the error set. */
+EM_INTERNAL em_tensor *em__relu_backward(const em_tensor *g, const em_tensor *y);
+
+/* grad_linalg.c: relu(linear(x, weight, bias)) computed in one op (ops_linalg.c). */
+EM_INTERNAL em_tensor *em__grad_linear_relu(const em_tensor *x, const em_tensor *weight,
+                                            const em_tensor *bias, em_tensor *out);
+
 #endif /* EMBER_CORE_AUTOGRAD_H */

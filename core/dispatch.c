@@ -59,6 +59,7 @@ static const char *op_name(int op)
     case EM_OP_ERF: return "erf";
     case EM_OP_AXPY: return "axpy";
     case EM_OP_SIGN: return "sign";
+    case EM_OP_RELU_BACKWARD: return "relu_backward";
     case EM_OP_SUM: return "sum";
     case EM_OP_MEAN: return "mean";
     case EM_OP_MAX: return "max";
@@ -72,6 +73,7 @@ static const char *op_name(int op)
     case EM_OP_LOG_SOFTMAX: return "log_softmax";
     case EM_OP_MATMUL: return "matmul";
     case EM_OP_LINEAR: return "linear";
+    case EM_OP_LINEAR_ACT: return "linear_act";
     case EM_OP_CAT: return "cat";
     case EM_OP_INDEX_SELECT: return "index_select";
     case EM_OP_GATHER: return "gather";

@@ -178,7 +178,9 @@ static em_status unary_backward(em_node *n, em_tensor *g, em_tensor **gi)
     case EM_OP_COS: d = em_neg(em_sin(x)); break;
     case EM_OP_TANH: d = em_sub(em__scalar_like(y, 1.0), em_square(y)); break;
     case EM_OP_SIGMOID: d = em_mul(y, em_sub(em__scalar_like(y, 1.0), y)); break;
-    case EM_OP_RELU: d = mask_like(em_gt_scalar(x, 0.0), g); break;
+    case EM_OP_RELU: /* one fused kernel where the backend has it (ops_fused.c) */
+        gi[0] = em__relu_backward(g, x);
+        return gi[0] ? EM_OK : em_last_status();
     case EM_OP_GELU: d = gelu_derivative(x, n->args.flag == 1); break;
     case EM_OP_SILU: { /* s (1 + x (1 - s)) with s = sigmoid(x) */
         em_tensor *s = em_sigmoid(x);

@@ -1,6 +1,7 @@
 /*
  * grad_linalg.c — backward formulas of matmul (torch.matmul semantics),
- * linear and addmm, and the recorders that ops_linalg.c calls.
+ * linear, linear + relu (the fused form) and addmm, and the recorders that
+ * ops_linalg.c calls.
  *
  * Each operand is saved only when the OTHER operand's gradient needs it
  * (d(a b)/da reads b, d(a b)/db reads a). Formulas use public ops only
@@ -88,19 +89,58 @@ static em_status linear_backward(em_node *n, em_tensor *g, em_tensor **gi)
     return EM_OK;
 }
 
-em_tensor *em__grad_linear(const em_tensor *x, const em_tensor *weight, const em_tensor *bias,
-                           em_tensor *out)
+/* A linear node (name, fn) for out = [act](x W^T + b), saving what the
+ * gradients read; NULL (error set) when out of memory. */
+static em_node *linear_node(const char *name, em_backward_fn fn, const em_tensor *x,
+                            const em_tensor *weight, const em_tensor *bias)
 {
     const em_tensor *in[3] = {x, weight, bias};
-    if (!out || !em__ag_wanted(in, 3) || !em_dtype_is_float(out->dtype)) return out;
-    em_node *n = em__node_new("linear", linear_backward, in, 3);
-    if (!n) return em__record_fail(out, NULL);
+    em_node *n = em__node_new(name, fn, in, 3);
+    if (!n) return NULL;
     int64_t K = weight->shape[1], N = weight->shape[0];
     n->args.ints[0] = em__numel(x->ndim - 1, x->shape);
     n->args.ints[1] = K;
     n->args.ints[2] = N;
     if (weight->requires_grad) em__node_save(n, 0, x);
     if (x->requires_grad) em__node_save(n, 1, weight);
+    return n;
+}
+
+em_tensor *em__grad_linear(const em_tensor *x, const em_tensor *weight, const em_tensor *bias,
+                           em_tensor *out)
+{
+    const em_tensor *in[3] = {x, weight, bias};
+    if (!out || !em__ag_wanted(in, 3) || !em_dtype_is_float(out->dtype)) return out;
+    em_node *n = linear_node("linear", linear_backward, x, weight, bias);
+    if (!n) return em__record_fail(out, NULL);
+    em__node_attach(n, out);
+    return out;
+}
+
+/* ------------------------------------------------------------------------ */
+/* linear + relu (EM_OP_LINEAR_ACT): y = relu(x W^T + b)                    */
+/* ------------------------------------------------------------------------ */
+
+/* As linear, plus saved slot 2: the output y. The gradient of the
+ * pre-activation is g where y > 0 (em__relu_backward: one kernel, or
+ * composed in a create_graph pass), then linear's formulas. */
+static em_status linear_relu_backward(em_node *n, em_tensor *g, em_tensor **gi)
+{
+    em_tensor *y = em__node_saved(n, 2);
+    if (!y) return em_last_status();
+    em_tensor *gz = em__relu_backward(g, y);
+    if (!gz) return em_last_status();
+    return linear_backward(n, gz, gi);
+}
+
+em_tensor *em__grad_linear_relu(const em_tensor *x, const em_tensor *weight,
+                                const em_tensor *bias, em_tensor *out)
+{
+    const em_tensor *in[3] = {x, weight, bias};
+    if (!out || !em__ag_wanted(in, 3) || !em_dtype_is_float(out->dtype)) return out;
+    em_node *n = linear_node("linear_relu", linear_relu_backward, x, weight, bias);
+    if (!n) return em__record_fail(out, NULL);
+    if (em__node_save_output(n, 2, out) != EM_OK) return em__record_fail(out, n);
     em__node_attach(n, out);
     return out;
 }

@@ -10,6 +10,11 @@
  * backward kernel in a plain backward pass; in a create_graph pass (grad mode
  * on) the same formula from differentiable public ops, so higher derivatives
  * still work.
+ *
+ * em__relu_backward (ABI 1.4, EM_OP_RELU_BACKWARD): g masked by y > 0 in one
+ * kernel, for the backward of relu and of the fused linear + relu (grad_*.c).
+ * Composed as g * (y > 0) where the kernel is missing, EMBER_FUSED=0, the
+ * dtypes differ, or in a create_graph pass (differentiable public ops).
  */
 #include "autograd.h"
 
@@ -105,4 +110,33 @@ em_status em__cross_entropy_rows(const em_tensor *logits, const em_tensor *targe
     }
     *rows = em__own(loss);
     return EM_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* relu backward: g where y > 0, else 0                                      */
+/* ------------------------------------------------------------------------ */
+
+em_tensor *em__relu_backward(const em_tensor *g, const em_tensor *y)
+{
+    static const char *name = "relu backward";
+    em_device *dev = g->storage->device;
+    int nd;
+    int64_t shape[EM_MAX_DIMS];
+    bool fused = !em__grad_enabled() && em__fused_enabled() && g->dtype == y->dtype &&
+                 em_dtype_is_float(g->dtype) && y->storage->device == dev &&
+                 em__has_kernel(dev, EM_OP_RELU_BACKWARD, g->dtype) &&
+                 em__broadcast_shapes(g->ndim, g->shape, y->ndim, y->shape, &nd, shape);
+    if (!fused) /* the composed form: g * (y > 0) cast to g's dtype */
+        return em_mul(g, em_cast(em_gt_scalar(y, 0.0), g->dtype));
+    em_tensor *out = em__alloc(dev, g->dtype, nd, shape);
+    if (!out) return NULL;
+    if (out->numel > 0) {
+        em_tdesc in[2] = {em__desc_broadcast(g, nd, shape), em__desc_broadcast(y, nd, shape)};
+        em_tdesc od = em__desc(out);
+        if (em__run_op(name, dev, EM_OP_RELU_BACKWARD, in, 2, &od, 1, &base_params) != EM_OK) {
+            em_tensor_release(out);
+            return NULL;
+        }
+    }
+    return em__own(out);
 }

@@ -3,6 +3,8 @@
  * addmm. Reduces every case to the kernels' canonical forms: MATMUL on
  * [B,M,K] x [B,K,N] and LINEAR on [M,K] x [N,K] (+ [M,N] bias), by building
  * strided descriptors (no copies unless batch dims cannot share one stride).
+ * em_linear_relu runs relu(linear) as one EM_OP_LINEAR_ACT kernel (ABI 1.4)
+ * where the backend has it, and composes em_linear + em_relu otherwise.
  */
 #include "autograd.h"
 
@@ -177,7 +179,8 @@ em_tensor *em_matmul(const em_tensor *a, const em_tensor *b)
 
 /* out [M,N] = x [M,K] (strides) . w^T where w is given as [N,K] (strides) + bias. */
 static em_tensor *linear_2d(const char *name, em_dtype ct, const em_tdesc *x, const em_tdesc *w,
-                            const em_tensor *bias, em_device *dev, int64_t M, int64_t N, int64_t K)
+                            const em_tensor *bias, em_device *dev, int64_t M, int64_t N, int64_t K,
+                            int act)
 {
     em_tensor *out = em__alloc(dev, ct, 2, (const int64_t[]){M, N});
     if (!out || out->numel == 0) return out;
@@ -189,7 +192,9 @@ static em_tensor *linear_2d(const char *name, em_dtype ct, const em_tdesc *x, co
         int n_in = 2;
         if (bias) in[n_in++] = em__desc_broadcast(bias, 2, out->shape);
         em_tdesc od = em__desc(out);
-        st = em__run_op(name, dev, EM_OP_LINEAR, in, n_in, &od, 1, &base_params);
+        em_op_params p = base_params;
+        p.flag = act; /* LINEAR_ACT: 1 = relu */
+        st = em__run_op(name, dev, act ? EM_OP_LINEAR_ACT : EM_OP_LINEAR, in, n_in, &od, 1, &p);
     }
     if (st != EM_OK) {
         em_tensor_release(out);
@@ -198,9 +203,11 @@ static em_tensor *linear_2d(const char *name, em_dtype ct, const em_tdesc *x, co
     return out;
 }
 
-em_tensor *em_linear(const em_tensor *x, const em_tensor *weight, const em_tensor *bias)
+/* linear (act 0) or relu(linear) through LINEAR_ACT (act 1; the caller has
+ * checked that the kernel exists and K > 0). */
+static em_tensor *linear_impl(const char *name, const em_tensor *x, const em_tensor *weight,
+                              const em_tensor *bias, int act)
 {
-    static const char *name = "em_linear";
     if (!x) { em__null_arg(name, "x"); return NULL; }
     if (!weight) { em__null_arg(name, "weight"); return NULL; }
     const em_tensor *all[3] = {x, weight, bias};
@@ -239,7 +246,7 @@ em_tensor *em_linear(const em_tensor *x, const em_tensor *weight, const em_tenso
         }
         if (x2) {
             em_tdesc xd = em__desc(x2), wd = em__desc(cw);
-            out = linear_2d(name, ct, &xd, &wd, cbias, x->storage->device, M, N, K);
+            out = linear_2d(name, ct, &xd, &wd, cbias, x->storage->device, M, N, K, act);
         }
     }
     if (out && x->ndim != 2) {
@@ -253,7 +260,31 @@ em_tensor *em_linear(const em_tensor *x, const em_tensor *weight, const em_tenso
     em_tensor_release(cx);
     em_tensor_release(cw);
     em_tensor_release(cbias);
-    return em__own(em__grad_linear(x, weight, bias, out));
+    return act ? em__own(em__grad_linear_relu(x, weight, bias, out))
+               : em__own(em__grad_linear(x, weight, bias, out));
+}
+
+em_tensor *em_linear(const em_tensor *x, const em_tensor *weight, const em_tensor *bias)
+{
+    return linear_impl("em_linear", x, weight, bias, 0);
+}
+
+em_tensor *em_linear_relu(const em_tensor *x, const em_tensor *weight, const em_tensor *bias)
+{
+    static const char *name = "em_linear_relu";
+    if (!x) { em__null_arg(name, "x"); return NULL; }
+    if (!weight) { em__null_arg(name, "weight"); return NULL; }
+    em_device *dev = x->storage->device;
+    em_dtype ct = em_promote_types(x->dtype, weight->dtype);
+    if (bias) ct = em_promote_types(ct, bias->dtype);
+    /* the fused kernel only where the backend has it and there is a product
+     * to compute (K > 0); the argument checks are linear_impl's either way */
+    bool fused = em__fused_enabled() && em_dtype_is_float(ct) &&
+                 em__has_kernel(dev, EM_OP_LINEAR_ACT, ct) && weight->ndim == 2 &&
+                 weight->shape[1] > 0;
+    if (fused) return linear_impl(name, x, weight, bias, 1);
+    em_tensor *z = linear_impl(name, x, weight, bias, 0);
+    return z ? em_relu(z) : NULL;
 }
 
 em_tensor *em_addmm(const em_tensor *c, const em_tensor *a, const em_tensor *b)
@@ -289,7 +320,7 @@ em_tensor *em_addmm(const em_tensor *c, const em_tensor *a, const em_tensor *b)
         wd.shape[0] = cb->shape[1]; wd.strides[0] = cb->strides[1];
         wd.shape[1] = cb->shape[0]; wd.strides[1] = cb->strides[0];
         out = linear_2d(name, ct, &xd, &wd, cc, a->storage->device, a->shape[0], b->shape[1],
-                        a->shape[1]);
+                        a->shape[1], 0);
     }
     em_tensor_release(ca);
     em_tensor_release(cb);

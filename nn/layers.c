@@ -8,6 +8,9 @@
  * back with em_module_get_parameter in forward (so load_state_dict, em_module_to
  * and replaced parameters are always seen). Forward functions run inside the
  * scope that em_module_forward opens, so their temporaries are freed there.
+ * Sequential runs a built-in Linear immediately followed by a built-in ReLU
+ * as one em_linear_relu (the fused kernel where the backend has it; the same
+ * values as the two modules); any other module runs through em_module_forward.
  */
 #include "ember_nn.h"
 #include "internal.h"
@@ -84,13 +87,21 @@ typedef struct linear_cfg {
     bool bias;
 } linear_cfg;
 
-static em_tensor *linear_forward(em_module *self, const em_tensor *x)
+/* module.c: the forward function a module runs. */
+EM_INTERNAL em_module_forward_fn em__module_forward_fn(const em_module *m);
+
+static em_tensor *linear_apply(em_module *self, const em_tensor *x, bool relu)
 {
     const linear_cfg *c = em_module_user_data(self);
     em_tensor *w = em_module_get_parameter(self, "weight");
     em_tensor *b = c->bias ? em_module_get_parameter(self, "bias") : NULL;
     if (!w || (c->bias && !b)) return NULL;
-    return em_linear(x, w, b);
+    return relu ? em_linear_relu(x, w, b) : em_linear(x, w, b);
+}
+
+static em_tensor *linear_forward(em_module *self, const em_tensor *x)
+{
+    return linear_apply(self, x, false);
 }
 
 em_module *em_nn_linear(int64_t in_features, int64_t out_features, bool bias, em_device *device,
@@ -128,6 +139,32 @@ em_module *em_nn_linear(int64_t in_features, int64_t out_features, bool bias, em
 
 static const char sequential_tag = 0; /* user data that marks a Sequential */
 
+static em_tensor *relu_forward(em_module *self, const em_tensor *x);
+
+/* Children i and i + 1 of a Sequential are a built-in Linear and ReLU. */
+static bool linear_relu_pair(em_module *seq, int i, int n)
+{
+    return i + 1 < n && em__module_forward_fn(em_module_child_at(seq, i)) == linear_forward &&
+           em__module_forward_fn(em_module_child_at(seq, i + 1)) == relu_forward;
+}
+
+/* Linear + ReLU in one op, in a scope of its own as em_module_forward runs
+ * a module (errors prefixed the same way). */
+static em_tensor *linear_relu_forward(em_module *lin, const em_tensor *x)
+{
+    if (em_scope_begin() != EM_OK) return NULL;
+    em_tensor *y = linear_apply(lin, x, true);
+    if (y && !em_scope_keep(y)) y = NULL;
+    if (!y) {
+        char msg[1536];
+        em_status st = em_last_status();
+        snprintf(msg, sizeof msg, "%s", em_last_error());
+        em__fail(st != EM_OK ? st : EM_ERR_INTERNAL, "em_module_forward(Linear): %s", msg);
+    }
+    em_scope_end();
+    return y;
+}
+
 static em_tensor *sequential_forward(em_module *self, const em_tensor *x)
 {
     int n = em_module_child_count(self);
@@ -135,7 +172,12 @@ static em_tensor *sequential_forward(em_module *self, const em_tensor *x)
     const em_tensor *cur = x;
     em_tensor *y = NULL;
     for (int i = 0; i < n; i++) {
-        y = em_module_forward(em_module_child_at(self, i), cur);
+        if (linear_relu_pair(self, i, n)) {
+            y = linear_relu_forward(em_module_child_at(self, i), cur);
+            if (y) i++; /* the ReLU ran too */
+        } else {
+            y = em_module_forward(em_module_child_at(self, i), cur);
+        }
         if (!y) {
             char msg[1536];
             snprintf(msg, sizeof msg, "%s", em_last_error());

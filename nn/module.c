@@ -208,6 +208,10 @@ void em_module_destroy(em_module *m)
 
 void *em_module_user_data(const em_module *m) { return m ? m->user_data : NULL; }
 
+/* For layers.c (Sequential's fusion): which forward function m runs. */
+EM_INTERNAL em_module_forward_fn em__module_forward_fn(const em_module *m);
+em_module_forward_fn em__module_forward_fn(const em_module *m) { return m ? m->forward : NULL; }
+
 const char *em_module_type_name(const em_module *m) { return m ? m->type : ""; }
 
 em_module *em_module_parent(const em_module *m) { return m ? m->parent : NULL; }

@@ -2,7 +2,8 @@
  * optim.c — the optimizer object common to SGD, Adam and AdamW: creation
  * (parameter checks), step (scope, grad mode, skipping parameters without a
  * gradient), zero_grad, the learning rate, and state dicts (save and a
- * load that checks everything before changing anything).
+ * load that checks everything before changing anything), and the f32
+ * master copies of f16/bf16 parameters (state slot "master_param").
  *
  * The update rules and option checks live in optim_sgd.c and optim_adam.c.
  */
@@ -33,6 +34,7 @@ const char *em__optim_kind_name(em__optim_kind kind)
 
 const char *em__optim_slot_name(em__optim_kind kind, int slot)
 {
+    if (slot == EM__SLOT_MASTER) return "master_param";
     if (kind == EM__OPTIM_SGD) return slot == EM__SLOT_MOMENTUM ? "momentum_buffer" : NULL;
     switch (slot) {
     case EM__SLOT_EXP_AVG: return "exp_avg";
@@ -44,9 +46,11 @@ const char *em__optim_slot_name(em__optim_kind kind, int slot)
 
 static bool kind_has_steps(em__optim_kind kind) { return kind != EM__OPTIM_SGD; }
 
-/* Which slots a parameter with state must have under hyperparameters h. */
+/* Which slots a parameter with state must have under hyperparameters h
+ * (the master copy is handled apart: it depends on the parameter's dtype). */
 static bool slot_required(em__optim_kind kind, const em__optim_hparams *h, int slot)
 {
+    if (slot == EM__SLOT_MASTER) return false;
     if (kind == EM__OPTIM_SGD) return slot == EM__SLOT_MOMENTUM && h->momentum != 0;
     if (slot == EM__SLOT_MAX_EXP_AVG_SQ) return h->amsgrad;
     return slot == EM__SLOT_EXP_AVG || slot == EM__SLOT_EXP_AVG_SQ;
@@ -67,17 +71,48 @@ static void shape_str(const em_tensor *t, char *buf, size_t cap)
 /* Creation and destruction                                                  */
 /* ------------------------------------------------------------------------ */
 
+bool em__optim_has_master(const em_tensor *p)
+{
+    em_dtype dt = em_tensor_dtype(p);
+    return dt == EM_F16 || dt == EM_BF16;
+}
+
+em_dtype em__optim_state_dtype(const em_tensor *p)
+{
+    return em__optim_has_master(p) ? EM_F32 : em_tensor_dtype(p);
+}
+
 em_tensor *em__optim_new_state(const em_tensor *p, const em_tensor *src)
 {
     int64_t shape[EM_MAX_DIMS];
     int nd = em_tensor_shape(p, shape);
     if (em_scope_begin() != EM_OK) return NULL;
-    em_tensor *t = em_empty(em_tensor_dtype(p), nd, shape, em_tensor_device(p));
+    em_tensor *t = em_empty(em__optim_state_dtype(p), nd, shape, em_tensor_device(p));
     em_status st = t ? (src ? em_copy_(t, src) : em_zero_(t)) : em_last_status();
     if (st == EM_OK) em_tensor_retain(t);
     else t = NULL;
     em_scope_end();
     return t;
+}
+
+em_status em__optim_master(em_optimizer *o, int i, em_tensor *p, em_tensor **w, em_tensor **g)
+{
+    *w = p;
+    if (!em__optim_has_master(p)) return EM_OK;
+    em_tensor **slot = &o->state[i * EM__OPTIM_SLOTS + EM__SLOT_MASTER];
+    if (!*slot && !(*slot = em__optim_new_state(p, p))) return em_last_status();
+    *w = *slot;
+    if (em_tensor_dtype(*g) != EM_F32) {
+        em_tensor *g32 = em_cast(*g, EM_F32); /* scope-owned (the step's scope) */
+        if (!g32) return em_last_status();
+        *g = g32;
+    }
+    return EM_OK;
+}
+
+em_status em__optim_write_back(em_tensor *p, const em_tensor *w)
+{
+    return w == p ? EM_OK : em_copy_(p, w);
 }
 
 em_optimizer *em__optim_create(const char *fn, em__optim_kind kind, int n,
@@ -401,7 +436,12 @@ static em_status load_state(em_optimizer *opt, const em_tensor_dict *d)
         if (i >= opt->n)
             return em__fail(EM_ERR_INVALID_ARG, "%s: '%s' refers to parameter %ld, but this "
                             "optimizer has %d parameters", fn, name, i, opt->n);
-        if (!slot_required(opt->kind, &h, slot))
+        if (slot == EM__SLOT_MASTER) {
+            if (!em__optim_has_master(opt->params[i]))
+                return em__fail(EM_ERR_INVALID_ARG, "%s: '%s' is a master copy, but parameter "
+                                "%ld is %s (only f16/bf16 parameters have one)", fn, name, i,
+                                em_dtype_name(em_tensor_dtype(opt->params[i])));
+        } else if (!slot_required(opt->kind, &h, slot))
             return em__fail(EM_ERR_INVALID_ARG, "%s: '%s' is not used with these hyperparameters "
                             "(%s)", fn, name,
                             opt->kind == EM__OPTIM_SGD ? "momentum is 0" : "amsgrad is false");
@@ -418,9 +458,15 @@ static em_status load_state(em_optimizer *opt, const em_tensor_dict *d)
         if (!same_shape)
             return em__fail(EM_ERR_SHAPE, "%s: '%s' is %s, but parameter %ld is %s", fn, name, a,
                             i, b);
-        if (tdt != em_tensor_dtype(p))
-            return em__fail(EM_ERR_DTYPE, "%s: '%s' has dtype %s, but parameter %ld has dtype %s",
-                            fn, name, em_dtype_name(tdt), i, em_dtype_name(em_tensor_dtype(p)));
+        /* the state of an f16/bf16 parameter is f32 (the master copy must be;
+         * moments in the parameter's dtype, from an older dict, are cast) */
+        em_dtype want = em__optim_state_dtype(p);
+        bool dtype_ok = tdt == want ||
+                        (slot != EM__SLOT_MASTER && tdt == em_tensor_dtype(p));
+        if (!dtype_ok)
+            return em__fail(EM_ERR_DTYPE, "%s: '%s' has dtype %s, but parameter %ld (%s) needs "
+                            "%s state", fn, name, em_dtype_name(tdt), i,
+                            em_dtype_name(em_tensor_dtype(p)), em_dtype_name(want));
     }
 
     /* completeness and step counts */
@@ -452,7 +498,11 @@ static em_status load_state(em_optimizer *opt, const em_tensor_dict *d)
                 steps[i] = v;
             }
         }
-        bool any = have > 0 || sv;
+        /* a master copy alone (SGD without momentum) is state too; a dict
+         * without one (older than master copies) reseeds it from the
+         * parameter at the next step */
+        snprintf(key, sizeof key, "state.%d.master_param", i);
+        bool any = have > 0 || sv || em_tensor_dict_has(d, key);
         if (any && (have < need || (kind_has_steps(opt->kind) && !sv))) {
             free(steps);
             if (have < need)
@@ -489,7 +539,9 @@ static em_status load_state(em_optimizer *opt, const em_tensor_dict *d)
     st = EM_OK;
     for (int i = 0; i < opt->n && st == EM_OK; i++)
         for (int s = 0; s < EM__OPTIM_SLOTS && st == EM_OK; s++) {
-            if (!slot_required(opt->kind, &h, s)) continue;
+            if (!slot_required(opt->kind, &h, s) &&
+                !(s == EM__SLOT_MASTER && em__optim_has_master(opt->params[i])))
+                continue;
             char key[64];
             snprintf(key, sizeof key, "state.%d.%s", i, em__optim_slot_name(opt->kind, s));
             if (!em_tensor_dict_has(d, key)) continue;

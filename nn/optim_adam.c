@@ -9,6 +9,10 @@
  * Where the parameter's backend has the fused kernel (EM_OP_ADAM, ABI 1.3) and
  * the operands are dense, the step is that one kernel per parameter; else it is
  * composed of about ten public ops (on the same device either way).
+ *
+ * An f16/bf16 parameter is updated through its f32 master copy with f32
+ * moments (optim.c: em__optim_master; the fused kernel then runs on the
+ * master in f32), then written back rounded to the parameter.
  */
 #include "optim_internal.h"
 
@@ -106,15 +110,18 @@ static em_status adam_fused(const em_optimizer *o, em_tensor *const *t, int n, d
     return st;
 }
 
-/* Inside the step's scope, grad mode off. Temporaries belong to the scope. */
-em_status em__adam_update(em_optimizer *o, int i, em_tensor *p, em_tensor *g)
+/* One step of w (the parameter or its master copy; p gives the state's
+ * shape, device and dtype) with gradient g of w's dtype. Inside the step's
+ * scope, grad mode off. Temporaries belong to the scope. */
+static em_status adam_step(em_optimizer *o, int i, const em_tensor *p, em_tensor *w,
+                           em_tensor *g)
 {
     const em__optim_hparams *h = &o->h;
     em_tensor **st = &o->state[i * EM__OPTIM_SLOTS];
     if (!st[EM__SLOT_EXP_AVG]) {
         /* lazy state, as torch: zeros on the first step with a gradient; on
          * failure the slots created so far stay (they are zeros: harmless) */
-        for (int s = 0; s < EM__OPTIM_SLOTS; s++) {
+        for (int s = EM__SLOT_EXP_AVG; s <= EM__SLOT_MAX_EXP_AVG_SQ; s++) {
             if (s == EM__SLOT_MAX_EXP_AVG_SQ && !h->amsgrad) continue;
             if (!st[s] && !(st[s] = em__optim_new_state(p, NULL))) return em_last_status();
         }
@@ -129,7 +136,7 @@ em_status em__adam_update(em_optimizer *o, int i, em_tensor *p, em_tensor *g)
     double step_size = h->lr / bc1;
     double bc2_sqrt = sqrt(bc2);
 
-    em_tensor *ops[5] = {g, p, m, v, st[EM__SLOT_MAX_EXP_AVG_SQ]};
+    em_tensor *ops[5] = {g, w, m, v, st[EM__SLOT_MAX_EXP_AVG_SQ]};
     em_status fused = adam_fused(o, ops, h->amsgrad ? 5 : 4, step_size, bc2_sqrt);
     if (fused != EM_ERR_UNSUPPORTED) {
         if (fused == EM_OK) o->steps[i] = t;
@@ -139,9 +146,9 @@ em_status em__adam_update(em_optimizer *o, int i, em_tensor *p, em_tensor *g)
     /* The composed step: the same arithmetic in public ops, op by op. */
     if (h->weight_decay != 0) {
         if (o->kind == EM__OPTIM_ADAMW) {
-            TRY(em_mul_scalar_(p, 1.0 - h->lr * h->weight_decay));
+            TRY(em_mul_scalar_(w, 1.0 - h->lr * h->weight_decay));
         } else {
-            g = em_add(g, em_mul_scalar(p, h->weight_decay));
+            g = em_add(g, em_mul_scalar(w, h->weight_decay));
             if (!g) return em_last_status();
         }
     }
@@ -159,7 +166,17 @@ em_status em__adam_update(em_optimizer *o, int i, em_tensor *p, em_tensor *g)
         vs = vmax;
     }
     em_tensor *denom = em_add_scalar(em_div_scalar(em_sqrt(vs), bc2_sqrt), h->eps);
-    TRY(em_add_scaled_(p, em_div(m, denom), -step_size));
+    TRY(em_add_scaled_(w, em_div(m, denom), -step_size));
     o->steps[i] = t;
     return EM_OK;
+}
+
+/* Inside the step's scope, grad mode off. Temporaries belong to the scope. */
+em_status em__adam_update(em_optimizer *o, int i, em_tensor *p, em_tensor *g)
+{
+    em_tensor *w; /* the tensor updated: p, or its f32 master copy */
+    em_status ms = em__optim_master(o, i, p, &w, &g);
+    if (ms != EM_OK) return ms;
+    ms = adam_step(o, i, p, w, g);
+    return ms == EM_OK ? em__optim_write_back(p, w) : ms;
 }

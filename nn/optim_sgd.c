@@ -1,7 +1,9 @@
 /*
  * optim_sgd.c — torch.optim.SGD: options, their checks and the update of
  * one parameter (momentum, dampening, Nesterov, L2 weight decay), written
- * with public ops on the parameter's device.
+ * with public ops on the parameter's device. An f16/bf16 parameter is
+ * updated through its f32 master copy (optim.c: em__optim_master), then
+ * written back rounded.
  */
 #include "optim_internal.h"
 
@@ -52,16 +54,19 @@ em_optimizer *em_sgd_create(int n, em_tensor *const *params, const em_sgd_option
 em_status em__sgd_update(em_optimizer *o, int i, em_tensor *p, em_tensor *g)
 {
     const em__optim_hparams *h = &o->h;
+    em_tensor *w; /* the tensor updated: p, or its f32 master copy */
+    em_status ms = em__optim_master(o, i, p, &w, &g);
+    if (ms != EM_OK) return ms;
     em_tensor *d = g;
     if (h->weight_decay != 0) {
-        d = em_add(g, em_mul_scalar(p, h->weight_decay)); /* a new tensor: g stays untouched */
+        d = em_add(g, em_mul_scalar(w, h->weight_decay)); /* a new tensor: g stays untouched */
         if (!d) return em_last_status();
     }
     if (h->momentum != 0) {
         em_tensor **slot = &o->state[i * EM__OPTIM_SLOTS + EM__SLOT_MOMENTUM];
         if (!*slot) {
             /* torch: buf = clone(d) on the first step, no dampening */
-            *slot = em__optim_new_state(p, d);
+            *slot = em__optim_new_state(p, d); /* f32 for a half parameter, as d */
             if (!*slot) return em_last_status();
         } else {
             em_tensor *buf = *slot;
@@ -74,5 +79,6 @@ em_status em__sgd_update(em_optimizer *o, int i, em_tensor *p, em_tensor *g)
         /* (nesterov allocates d + momentum buf once; plain momentum reads buf) */
         if (!d) return em_last_status();
     }
-    return em_add_scaled_(p, d, -h->lr); /* one pass over p and d */
+    em_status st = em_add_scaled_(w, d, -h->lr); /* one pass over w and d */
+    return st == EM_OK ? em__optim_write_back(p, w) : st;
 }

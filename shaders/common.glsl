@@ -22,6 +22,16 @@
 // SPIR-V, so it runs on any Vulkan 1.2 device. Conversions follow the ABI: float->int
 // truncates and saturates, NaN -> 0; ->bool is != 0; ->f16/bf16 rounds to nearest even
 // (bit-exact ports of em_f32_to_f16 / em_f32_to_bf16 in api/ember_plugin.h).
+//
+// Float controls: the host adds the SPIR-V execution modes SignedZeroInfNanPreserve (the
+// compiler may not assume away NaN, infinities or -0) and DenormPreserve (subnormals kept
+// by arithmetic) for 32-bit floats and, in wide builds, 64-bit floats, to each module
+// where the device reports them (VkPhysicalDeviceFloatControlsProperties; vk_spirv.c and
+// vk_fc_modes in backends/vulkan). Without DenormPreserve a device may flush f32
+// subnormals in arithmetic, moves and compares (NVIDIA's default): casts and the selects
+// below move and test bits with integer instructions, so they keep subnormals everywhere,
+// and the NaN-sensitive selects (relu, clamp, maximum/minimum, max/min reductions) test
+// NaN explicitly, so no compiler can fold them into an fmax/fmin that drops NaN.
 #extension GL_GOOGLE_include_directive : enable
 #ifdef EM_WIDE
 #extension GL_ARB_gpu_shader_int64 : require
@@ -87,6 +97,30 @@ uint em_strided_index(uint lin, uint ndim, uint shape_at, uint td_at)
 
 float em_nan() { return uintBitsToFloat(0x7fc00000u); }
 
+// ---------------- NaN-safe selects (integer tests: nothing for a compiler to fold) -------
+bool em_isnan_f(float x) { return (floatBitsToUint(x) & 0x7fffffffu) > 0x7f800000u; }
+// relu as the CPU backend: x < 0 ? 0 : x, so NaN (either sign) and -0.0 pass unchanged;
+// negative non-zero values (subnormals and -inf included) give +0.
+float em_relu(float x)
+{
+    uint u = floatBitsToUint(x);
+    return (u > 0x80000000u && u <= 0xff800000u) ? 0.0 : x;
+}
+// An integer key ordered as the (non-NaN) floats, -0.0 and +0.0 equal, subnormals exact.
+int em_fkey(float x)
+{
+    uint u = floatBitsToUint(x);
+    return (u & 0x80000000u) != 0u ? -int(u & 0x7fffffffu) : int(u);
+}
+// clamp as the CPU backend: v = v < lo ? lo : v; v = v > hi ? hi : v (NaN stays NaN; a NaN
+// bound compares false, so it is ignored).
+float em_clamp_f(float a, float lo, float hi)
+{
+    if (em_isnan_f(a)) return a;
+    float r = (!em_isnan_f(lo) && em_fkey(a) < em_fkey(lo)) ? lo : a;
+    return (!em_isnan_f(hi) && em_fkey(r) > em_fkey(hi)) ? hi : r;
+}
+
 // ---------------- raw element access by element size ------------------------------
 #define EM_RAW_FNS(B)                                                                     \
     uvec2 raw_ld_##B(uint es, uint i)                                                     \
@@ -123,9 +157,8 @@ float em_f16_to_f32(uint h)
     return uintBitsToFloat(sign | ((e + 112u) << 23u) | (man << 13u));
 }
 
-uint em_f32_to_f16(float f)
+uint em_f32b_to_f16(uint u) // from the f32's bits
 {
-    uint u = floatBitsToUint(f);
     uint sign = (u >> 16u) & 0x8000u, a = u & 0x7fffffffu;
     if (a > 0x7f800000u) return sign | 0x7e00u;
     if (a >= 0x477ff000u) return sign | 0x7c00u;
@@ -143,14 +176,59 @@ uint em_f32_to_f16(float f)
     return sign | (r >> 13u);
 }
 
+uint em_f32_to_f16(float f) { return em_f32b_to_f16(floatBitsToUint(f)); }
+
 float em_bf16_to_f32(uint h) { return uintBitsToFloat(h << 16u); }
 
-uint em_f32_to_bf16(float f)
+uint em_f32b_to_bf16(uint u) // from the f32's bits: integer rounding, subnormals kept
 {
-    uint u = floatBitsToUint(f);
     if ((u & 0x7fffffffu) > 0x7f800000u) return ((u >> 16u) | 0x40u) & 0xffffu;
     u += 0x7fffu + ((u >> 16u) & 1u);
     return u >> 16u;
+}
+
+uint em_f32_to_bf16(float f) { return em_f32b_to_bf16(floatBitsToUint(f)); }
+
+// f32 bits <-> f64 bits (word pair lo, hi) with integer instructions only: exact for
+// subnormals whatever the device's float controls. f64 -> f32 rounds to nearest even
+// (as a C (float) cast); NaN stays NaN (quieted, top payload bits kept).
+uvec2 em_f32b_to_f64b(uint u)
+{
+    uint sign = u & 0x80000000u, e = (u >> 23u) & 0xffu, m = u & 0x7fffffu;
+    if (e == 255u) return uvec2(m << 29u, sign | 0x7ff00000u | (m >> 3u) | (m != 0u ? 0x80000u : 0u));
+    if (e == 0u) {
+        if (m == 0u) return uvec2(0u, sign);
+        int p = findMSB(m); // value = m 2^-149 = 1.f 2^(p - 149)
+        m = (m << uint(23 - p)) & 0x7fffffu;
+        e = uint(p + 874); // p - 149 + 1023
+        return uvec2(m << 29u, sign | (e << 20u) | (m >> 3u));
+    }
+    return uvec2(m << 29u, sign | ((e + 896u) << 20u) | (m >> 3u));
+}
+
+uint em_f64b_to_f32b(uvec2 w)
+{
+    uint sign = w.y & 0x80000000u, e = (w.y >> 20u) & 0x7ffu, mhi = w.y & 0xfffffu;
+    if (e == 0x7ffu) {
+        if ((mhi | w.x) == 0u) return sign | 0x7f800000u;
+        return sign | 0x7fc00000u | (mhi << 3u) | (w.x >> 29u);
+    }
+    if (e < 873u) return sign; // below 2^-150 (f64 subnormals included): rounds to 0
+    uint sig = 0x800000u | (mhi << 3u) | (w.x >> 29u); // 24 significant bits
+    uint rest = w.x & 0x1fffffffu;                     // the 29 below them
+    int fe = int(e) - 896;                              // the f32 biased exponent
+    if (fe >= 255) return sign | 0x7f800000u;
+    if (fe >= 1) {
+        uint r = (uint(fe) << 23u) | (sig & 0x7fffffu);
+        if ((rest & 0x10000000u) != 0u && ((rest & 0x0fffffffu) != 0u || (r & 1u) != 0u)) r++;
+        return sign | r; // a carry may round up to the next binade or to inf: still right
+    }
+    uint sh = uint(1 - fe); // 1..24: the value in units of 2^-149 is sig >> sh
+    if (sh > 24u) return sign;
+    uint m = sig >> sh, rb = (sig >> (sh - 1u)) & 1u;
+    bool sticky = (sig & ((1u << (sh - 1u)) - 1u)) != 0u || rest != 0u;
+    if (rb != 0u && (sticky || (m & 1u) != 0u)) m++;
+    return sign | m;
 }
 
 // ---------------- saturating conversions (ABI rules) -------------------------------
@@ -172,9 +250,26 @@ float raw_to_f(uint dt, uvec2 r)
     if (dt == DT_BOOL) return float(r.x);
 #ifdef EM_WIDE
     if (dt == DT_I64) return float(int64_t(packUint2x32(r)));
-    if (dt == DT_F64) return float(packDouble2x32(r));
+    if (dt == DT_F64) return uintBitsToFloat(em_f64b_to_f32b(r));
 #endif
     return em_nan();
+}
+
+// The f32 bits of a float-class or f64 value (exact where representable: integer moves).
+uint em_raw_f32b(uint dt, uvec2 r)
+{
+    if (dt == DT_F32) return r.x;
+    if (dt == DT_BF16) return r.x << 16u;
+    if (dt == DT_F16) return floatBitsToUint(em_f16_to_f32(r.x)); // never an f32 subnormal
+    return em_f64b_to_f32b(r);
+}
+
+// A float-class or f64 value != 0 (NaN included), from its bits: subnormals are non-zero.
+bool em_raw_nonzero(uint dt, uvec2 r)
+{
+    if (dt == DT_F32) return (r.x & 0x7fffffffu) != 0u;
+    if (dt == DT_F64) return ((r.y & 0x7fffffffu) | r.x) != 0u;
+    return (r.x & 0x7fffu) != 0u;
 }
 
 ITYPE raw_to_i(uint dt, uvec2 r)
@@ -193,14 +288,14 @@ uvec2 f_to_raw(uint dt, float v)
     if (dt == DT_F16) return uvec2(em_f32_to_f16(v), 0u);
     if (dt == DT_BF16) return uvec2(em_f32_to_bf16(v), 0u);
     if (dt == DT_I32) return uvec2(uint(em_sat_i32_f(v)), 0u);
-    if (dt == DT_BOOL) return uvec2(v != 0.0 ? 1u : 0u, 0u);
+    if (dt == DT_BOOL) return uvec2(em_raw_nonzero(DT_F32, uvec2(floatBitsToUint(v), 0u)) ? 1u : 0u, 0u);
 #ifdef EM_WIDE
     if (dt == DT_I64) {
         int64_t x = isnan(v) ? 0l : v <= -9223372036854775808.0 ? int64_t(0x8000000000000000ul)
                   : v >= 9223372036854775808.0 ? 0x7fffffffffffffffl : int64_t(v);
         return unpackUint2x32(uint64_t(x));
     }
-    if (dt == DT_F64) return unpackDouble2x32(double(v));
+    if (dt == DT_F64) return em_f32b_to_f64b(floatBitsToUint(v));
 #endif
     return uvec2(0u);
 }
@@ -226,7 +321,7 @@ double raw_to_d(uint dt, uvec2 r)
     if (dt == DT_I64) return double(int64_t(packUint2x32(r)));
     if (dt == DT_I32) return double(int(r.x));
     if (dt == DT_BOOL) return double(r.x);
-    return double(raw_to_f(dt, r));
+    return packDouble2x32(em_f32b_to_f64b(em_raw_f32b(dt, r)));
 }
 
 const double LN2_HI = 6.93147180369123816490e-01LF; // fdlibm split of ln 2
@@ -279,7 +374,21 @@ uvec2 d_to_raw(uint dt, double v)
                   : v >= 9223372036854775808.0LF ? 0x7fffffffffffffffl : int64_t(v);
         return unpackUint2x32(uint64_t(x));
     }
-    if (dt == DT_BOOL) return uvec2(v != 0.0LF ? 1u : 0u, 0u);
-    return f_to_raw(dt, float(v));
+    if (dt == DT_BOOL) return uvec2(em_raw_nonzero(DT_F64, unpackDouble2x32(v)) ? 1u : 0u, 0u);
+    // f32/f16/bf16: through the f32 bits (integer rounding: subnormals kept)
+    uint b = em_f64b_to_f32b(unpackDouble2x32(v));
+    if (dt == DT_F32) return uvec2(b, 0u);
+    if (dt == DT_F16) return uvec2(em_f32b_to_f16(b), 0u);
+    if (dt == DT_BF16) return uvec2(em_f32b_to_bf16(b), 0u);
+    return uvec2(0u);
+}
+
+// relu for doubles as em_relu: negative non-zero non-NaN -> +0, NaN and -0.0 unchanged.
+double em_relu_d(double x)
+{
+    uvec2 w = unpackDouble2x32(x);
+    uint hi = w.y & 0x7fffffffu;
+    bool nan_ = hi > 0x7ff00000u || (hi == 0x7ff00000u && w.x != 0u);
+    return ((w.y & 0x80000000u) != 0u && (hi | w.x) != 0u && !nan_) ? 0.0LF : x;
 }
 #endif

@@ -174,7 +174,7 @@ float f_unary(uint op, float x)
     case OP_COS: return cos(x);
     case OP_TANH: return f_tanh(x);
     case OP_SIGMOID: return 1.0 / (1.0 + exp(-x));
-    case OP_RELU: return x < 0.0 ? 0.0 : x;
+    case OP_RELU: return em_relu(x); // NaN and -0.0 unchanged (common.glsl)
     case OP_GELU:
         if (SC4 == 1u) return x / (1.0 + exp(-1.59576912160573071176 * (x + 0.044715 * x * x * x)));
         return f_gelu_erf(x);
@@ -285,7 +285,7 @@ double d_unary(uint op, double x)
     case OP_ABS: return abs(x);
     case OP_SQRT: return sqrt(x);
     case OP_RSQRT: return 1.0LF / sqrt(x);
-    case OP_RELU: return x < 0.0LF ? 0.0LF : x;
+    case OP_RELU: return em_relu_d(x);
     case OP_SQUARE: return x * x;
     case OP_RECIPROCAL: return 1.0LF / x;
     case OP_SIGN: return isnan(x) ? x : double(x > 0.0LF) - double(x < 0.0LF);
@@ -317,8 +317,23 @@ uint at(uint i, uint ndim, uint td)
     return em_strided_index(i, ndim, A_SHAPE, td);
 }
 
+// Casts that need no arithmetic move bits with integer instructions (a device may flush
+// f32 subnormals in float moves and compares): the same dtype is a copy, float -> bool
+// tests the magnitude bits, float <-> float (f32, bf16, f16, f64) converts the bits.
 uvec2 cast_value(uint from, uint to, uvec2 x)
 {
+    if (from == to) return x;
+    bool ffrom = dt_is_float(from) || from == DT_F64;
+    if (ffrom && to == DT_BOOL) return uvec2(em_raw_nonzero(from, x) ? 1u : 0u, 0u);
+    if (ffrom && (dt_is_float(to) || to == DT_F64)) {
+        uint b = em_raw_f32b(from, x);
+        if (to == DT_F32) return uvec2(b, 0u);
+        if (to == DT_BF16) return uvec2(em_f32b_to_bf16(b), 0u);
+        if (to == DT_F16) return uvec2(em_f32b_to_f16(b), 0u);
+#ifdef EM_WIDE
+        return em_f32b_to_f64b(b); // to f64 (from f64 is the copy above)
+#endif
+    }
     if (dt_is_float(from)) return f_to_raw(to, raw_to_f(from, x));
 #ifdef EM_WIDE
     if (from == DT_F64) return d_to_raw(to, raw_to_d(from, x));
@@ -336,12 +351,11 @@ float f_compute(uint op, float a, float b)
 {
     if (op == OP_AXPY) return a + argf(8u) * b;
     if (op >= OP_ADD && op <= OP_MINIMUM) return f_binary(op, a, b);
-    if (op == OP_RELU_BACKWARD) return b > 0.0 ? a : 0.0; // a = g, b = y
-    if (op == OP_CLAMP) {
-        float lo = argf(8u), hi = argf(10u);
-        float r = a < lo ? lo : a;
-        return r > hi ? hi : r;
+    if (op == OP_RELU_BACKWARD) { // a = g, b = y: y > 0 ? g : 0, tested on the bits
+        uint u = floatBitsToUint(b);
+        return (u != 0u && u <= 0x7f800000u) ? a : 0.0;
     }
+    if (op == OP_CLAMP) return em_clamp_f(a, argf(8u), argf(10u)); // NaN stays NaN
     return f_unary(op, a);
 }
 
@@ -394,8 +408,11 @@ void elem(uint i, uint ndim)
         else if (op == OP_RELU_BACKWARD) r = b > 0.0LF ? a : 0.0LF;
         else if (op == OP_CLAMP) {
             double lo = d_scalar(8u), hi = d_scalar(10u);
-            r = a < lo ? lo : a;
-            r = r > hi ? hi : r;
+            r = a;
+            if (!isnan(a)) { // explicit: NaN stays NaN (no fmax/fmin folding)
+                r = (!isnan(lo) && a < lo) ? lo : a;
+                r = (!isnan(hi) && r > hi) ? hi : r;
+            }
         } else r = d_unary(op, a);
         raw_st_b0(eso, o, d_to_raw(dto, r));
 #endif

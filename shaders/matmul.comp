@@ -42,7 +42,7 @@ void main()
         if (row < M && col < N) {
             if (SC4 != 0u)
                 acc += raw_to_f(dt, raw_ld_b3(es, arg(18u) + row * arg(19u) + col * arg(20u)));
-            if (SC0 == 1u && acc < 0.0) acc = 0.0;
+            if (SC0 == 1u) acc = em_relu(acc); // NaN and -0.0 unchanged
             raw_st_b0(es, arg(12u) + bz * arg(13u) + row * arg(14u) + col * arg(15u), f_to_raw(dt, acc));
         }
     }

@@ -118,7 +118,7 @@ vec4 bias4(uint m, uint n, uint M, uint N)
     return b;
 }
 
-float act(float v) { return (SC0 == 1u && v < 0.0) ? 0.0 : v; }
+float act(float v) { return SC0 == 1u ? em_relu(v) : v; } // NaN and -0.0 unchanged
 
 void main()
 {

@@ -20,7 +20,11 @@
  *     unused inputs of em_autograd_grad; regressions of the engine (a
  *     create_graph .grad aliasing grad_output, em_autograd_grad running the
  *     grad_fn of a requested non-leaf, a node of more than 8 inputs that
- *     does not run).
+ *     does not run);
+ *   - relu's backward (EM_OP_RELU_BACKWARD where the backend has it) against
+ *     the composed g * (x > 0) with exact values, in every float dtype, with
+ *     a broadcast (stride-0) gradient, zeros and NaN inputs (gradient 0);
+ *     ctest also runs this file with EMBER_FUSED=0.
  * Not for reductions, views or linear algebra (their own grad tests).
  */
 #include "gradcheck.h"
@@ -813,9 +817,54 @@ static void test_engine_regressions(void)
     em_scope_end();
 }
 
+/* relu's gradient equals g * (x > 0) exactly: the fused kernel and the
+ * composed form agree, for a dense gradient (weights g) and a broadcast one
+ * (sum's backward expands a 0-d gradient), in every float dtype; x = 0 and
+ * NaN get gradient 0. */
+static void test_relu_backward(void)
+{
+    static const em_dtype dts[4] = {EM_F32, EM_F64, EM_F16, EM_BF16};
+    enum { N = 37 };
+    for (int di = 0; di < 4; di++) {
+        em_dtype dt = dts[di];
+        em_scope_begin();
+        double xv[N], gv[N];
+        for (int i = 0; i < N; i++) {
+            xv[i] = i % 5 == 0 ? 0.0 : tu_uniform(-2, 2);
+            gv[i] = tu_uniform(-1, 1);
+        }
+        xv[3] = NAN;
+        xv[4] = -0.0;
+        em_tensor *x = em_cast(em_tensor_from_data(xv, EM_F64, 1, (const int64_t[]){N}, tu_dev), dt);
+        em_tensor *g = em_cast(em_tensor_from_data(gv, EM_F64, 1, (const int64_t[]){N}, tu_dev), dt);
+        CHECK_OK(em_requires_grad_(x, true));
+        em_tensor *gx = NULL, *gs = NULL;
+        CHECK_OK(em_autograd_grad(1, (const em_tensor *const[]){em_relu(x)},
+                                  (const em_tensor *const[]){g}, 1, (const em_tensor *const[]){x},
+                                  &gx, false, false, false));
+        em_tensor *sum = em_sum(em_relu(x), NULL, 0, false);
+        CHECK_OK(em_autograd_grad(1, (const em_tensor *const[]){sum}, NULL, 1,
+                                  (const em_tensor *const[]){x}, &gs, false, false, false));
+        double a[N], b[N], gq[N], xq[N]; /* g and x as stored in dt */
+        CHECK(gx && em_tensor_dtype(gx) == dt && gs && em_tensor_dtype(gs) == dt);
+        if (gx && gs && em_tensor_read_f64(gx, a, N) == EM_OK &&
+            em_tensor_read_f64(gs, b, N) == EM_OK && em_tensor_read_f64(g, gq, N) == EM_OK &&
+            em_tensor_read_f64(x, xq, N) == EM_OK) {
+            bool ok = true;
+            for (int i = 0; i < N; i++) {
+                bool pass = xq[i] > 0; /* false for 0, -0 and NaN */
+                ok &= a[i] == (pass ? gq[i] : 0.0) && b[i] == (pass ? 1.0 : 0.0);
+            }
+            CHECKF(ok, "relu backward %s: not g * (x > 0)", em_dtype_name(dt));
+        }
+        em_scope_end();
+    }
+}
+
 int main(void)
 {
     tu_init("test_grad_elementwise");
+    test_relu_backward();
     test_binary();
     test_ties();
     test_scalar_forms();

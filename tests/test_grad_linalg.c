@@ -13,10 +13,15 @@
  *   - second derivatives (gradgradcheck) of matmul (2-D, batched with
  *     broadcast, 1-D x 2-D) and linear (2-D and 3-D, with bias);
  *   - an f32 operand mixed with an f64 one gets an f32 gradient; the
- *     grad_fn names.
+ *     grad_fn names;
+ *   - linear_relu (the fused EM_OP_LINEAR_ACT where the backend has it):
+ *     gradients and second derivatives against central differences, and
+ *     values and gradients equal to em_relu(em_linear(...)) (the composed
+ *     form) in f32 and f64; ctest also runs this file with EMBER_FUSED=0.
  */
 #include "gradcheck.h"
 
+#include <math.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------------ */
@@ -136,6 +141,133 @@ static void test_linear(void)
         gradcheck(label, f_linear, &c, c.bias ? 3 : 2, in);
         em_scope_end();
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* linear + relu (fused where the backend has EM_OP_LINEAR_ACT)              */
+/* ------------------------------------------------------------------------ */
+
+static em_tensor *f_linear_relu(em_tensor *const *in, void *vctx)
+{
+    const lin_ctx *c = vctx;
+    const em_tensor *w = c->transpose_w ? em_transpose(in[1], 0, 1) : in[1];
+    return em_linear_relu(in[0], w, c->bias ? in[2] : NULL);
+}
+
+static em_tensor *f_linear_relu_tanh(em_tensor *const *in, void *vctx)
+{
+    return em_tanh(f_linear_relu(in, vctx));
+}
+
+static void test_linear_relu(void)
+{
+    static const struct {
+        const char *what;
+        int nx;
+        int64_t x[3];
+        int64_t w[2];
+        int nbias;
+        int64_t bias;
+        bool transpose_w;
+    } cases[] = {
+        {"x[5,4] W[6,4] b[6]", 2, {5, 4}, {6, 4}, 1, 6, false},
+        {"x[5,4] W[6,4] no bias", 2, {5, 4}, {6, 4}, 0, 0, false},
+        {"x[1,4] W[6,4] b[6]", 2, {1, 4}, {6, 4}, 1, 6, false},
+        {"x[2,3,4] W[3,4] b[3]", 3, {2, 3, 4}, {3, 4}, 1, 3, false},
+        {"x[4] W[3,4] b[3]", 1, {4}, {3, 4}, 1, 3, false},
+        {"x[3,4] W[4,2]^T b[2]", 2, {3, 4}, {4, 2}, 1, 2, true},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        em_scope_begin();
+        lin_ctx c = {cases[k].nbias > 0, cases[k].transpose_w};
+        em_tensor *in[3] = {gc_leaf(cases[k].nx, cases[k].x, -1, 1),
+                            gc_leaf(2, cases[k].w, -1, 1),
+                            c.bias ? gc_leaf(1, &cases[k].bias, -1, 1) : NULL};
+        char label[96];
+        snprintf(label, sizeof label, "linear_relu %s", cases[k].what);
+        gradcheck(label, f_linear_relu, &c, c.bias ? 3 : 2, in);
+        if (k == 0 || k == 3) {
+            snprintf(label, sizeof label, "tanh(linear_relu %s) 2nd order", cases[k].what);
+            gradgradcheck(label, f_linear_relu_tanh, &c, c.bias ? 3 : 2, in);
+        }
+        em_scope_end();
+    }
+}
+
+/* Reads t as doubles (n values) into v; false on failure. */
+static bool read_all(const em_tensor *t, double *v, size_t n)
+{
+    return t && (size_t)em_tensor_numel(t) == n && em_tensor_read_f64(t, v, n) == EM_OK;
+}
+
+/* em_linear_relu against em_relu(em_linear(...)): the same values and the
+ * same gradients (the GEMM is the same call, relu and its mask the same
+ * arithmetic), in f32 and f64, with pre-activations of both signs and an
+ * exact 0 (bias cancelling a zero row of x). */
+static void test_linear_relu_vs_composed(void)
+{
+    enum { M = 7, K = 9, N = 11 };
+    for (int di = 0; di < 2; di++) {
+        em_dtype dt = di == 0 ? EM_F32 : EM_F64;
+        em_scope_begin();
+        double xv[M * K], wv[N * K], bv[N], gv[M * N];
+        for (int i = 0; i < M * K; i++) xv[i] = i < K ? 0.0 : tu_uniform(-1, 1);
+        for (int i = 0; i < N * K; i++) wv[i] = tu_uniform(-1, 1);
+        for (int i = 0; i < N; i++) bv[i] = i % 3 == 0 ? 0.0 : tu_uniform(-1, 1);
+        for (int i = 0; i < M * N; i++) gv[i] = tu_uniform(-1, 1);
+        em_tensor *t[2][3];
+        for (int side = 0; side < 2; side++) {
+            t[side][0] = em_tensor_from_data(xv, EM_F64, 2, (const int64_t[]){M, K}, tu_dev);
+            t[side][1] = em_tensor_from_data(wv, EM_F64, 2, (const int64_t[]){N, K}, tu_dev);
+            t[side][2] = em_tensor_from_data(bv, EM_F64, 1, (const int64_t[]){N}, tu_dev);
+            for (int j = 0; j < 3; j++) {
+                t[side][j] = em_cast(t[side][j], dt);
+                CHECK_OK(em_requires_grad_(t[side][j], true));
+            }
+        }
+        em_tensor *gout = em_cast(em_tensor_from_data(gv, EM_F64, 2, (const int64_t[]){M, N}, tu_dev), dt);
+        em_tensor *yf = em_linear_relu(t[0][0], t[0][1], t[0][2]);
+        em_tensor *yc = em_relu(em_linear(t[1][0], t[1][1], t[1][2]));
+        CHECK_NONNULL(yf);
+        CHECK_NONNULL(yc);
+        const char *name = em_grad_fn_name(yf);
+        CHECKF(name && (!strcmp(name, "linear_relu") || !strcmp(name, "relu")),
+               "linear_relu's grad_fn is %s", name ? name : "NULL");
+        CHECK_OK(em_backward(yf, gout, false, false));
+        CHECK_OK(em_backward(yc, gout, false, false));
+        double a[M * N], b[M * N];
+        double tol = dt == EM_F32 ? 1e-6 : 1e-14;
+        bool ok = read_all(yf, a, M * N) && read_all(yc, b, M * N);
+        int zeros = 0;
+        for (int i = 0; ok && i < M * N; i++) {
+            ok = fabs(a[i] - b[i]) <= tol * (1 + fabs(b[i])) && a[i] >= 0;
+            zeros += a[i] == 0;
+        }
+        CHECKF(ok, "linear_relu %s: values differ from relu(linear)", em_dtype_name(dt));
+        CHECKF(zeros > 0 && zeros < M * N, "linear_relu %s: %d zeros of %d (want both signs)",
+               em_dtype_name(dt), zeros, M * N);
+        static const char *what[3] = {"x", "weight", "bias"};
+        static const size_t count[3] = {M * K, N * K, N};
+        for (int j = 0; j < 3; j++) {
+            double ga[N * K], gb[N * K];
+            ok = read_all(em_grad(t[0][j]), ga, count[j]) && read_all(em_grad(t[1][j]), gb, count[j]);
+            for (size_t i = 0; ok && i < count[j]; i++) ok = fabs(ga[i] - gb[i]) <= tol * (1 + fabs(gb[i]));
+            CHECKF(ok, "linear_relu %s: the gradient of %s differs from relu(linear)'s",
+                   em_dtype_name(dt), what[j]);
+        }
+        em_scope_end();
+    }
+    /* argument errors are linear's, named after em_linear_relu */
+    em_scope_begin();
+    em_tensor *x = gc_leaf(2, (const int64_t[]){2, 3}, -1, 1);
+    em_tensor *w = gc_leaf(2, (const int64_t[]){4, 5}, -1, 1);
+    CHECK_FAILS(em_linear_relu(x, w, NULL), EM_ERR_SHAPE);
+    em_clear_error();
+    CHECK(!em_linear_relu(x, w, NULL) && strstr(em_last_error(), "em_linear_relu") != NULL);
+    em_clear_error();
+    CHECK_FAILS(em_linear_relu(NULL, w, NULL), EM_ERR_NULL_ARG);
+    em_clear_error();
+    em_scope_end();
 }
 
 /* ------------------------------------------------------------------------ */
@@ -278,6 +410,8 @@ int main(void)
     test_matmul();
     test_linear();
     test_addmm();
+    test_linear_relu();
+    test_linear_relu_vs_composed();
     test_second_order();
     test_recording();
     em_shutdown();

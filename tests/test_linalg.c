@@ -98,6 +98,11 @@ static const mmcase mmcases[] = {
     {1, {1000}, 1, {1000}},
     {4, {1, 1, 3, 4}, 1, {4}},
     {3, {16, 33, 65}, 3, {16, 65, 31}},
+    /* one output row / column (gemv) and K = 1 (outer product) paths */
+    {2, {1, 300}, 2, {300, 70}},
+    {2, {70, 300}, 2, {300, 1}},
+    {3, {2, 1, 33}, 3, {2, 33, 20}},
+    {2, {256, 1}, 2, {1, 784}},
 };
 #define N_MMCASES (int)(sizeof mmcases / sizeof mmcases[0])
 

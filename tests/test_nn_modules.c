@@ -24,7 +24,12 @@
  *   - train/eval propagation, requires_grad_, zero_grad, em_module_to onto
  *     every device and back, em_module_to_dtype (grads too, shared
  *     parameters stay shared), registration/forward errors, no heap growth
- *     over scoped training-style steps.
+ *     over scoped training-style steps;
+ *   - Sequential's fusion of a built-in Linear followed by a built-in ReLU
+ *     (em_linear_relu): the same outputs, loss and parameter gradients as
+ *     the unfused modules run one by one, in f32; a ReLU first, a Tanh
+ *     after a Linear and a user module between are not fused (grad_fn
+ *     names); ctest also runs this file with EMBER_FUSED=0.
  */
 #include "ember_nn.h"
 #include "gradcheck.h"
@@ -1233,9 +1238,96 @@ static void test_modes_and_moves(void)
     em_module_destroy(NULL);
 }
 
+/* The user module of the fusion test: relu of its input, in C. */
+static em_tensor *user_relu_forward(em_module *self, const em_tensor *x)
+{
+    (void)self;
+    return em_relu(x);
+}
+
+/* Runs the children of seq one by one (no fusion), as Sequential did. */
+static em_tensor *run_children(em_module *seq, const em_tensor *x)
+{
+    const em_tensor *cur = x;
+    em_tensor *y = NULL;
+    for (int i = 0; i < em_module_child_count(seq) && cur; i++)
+        cur = y = em_module_forward(em_module_child_at(seq, i), cur);
+    return y;
+}
+
+static void test_sequential_fusion(void)
+{
+    em_manual_seed(7);
+    em_module *seq = em_nn_sequential(
+        (em_module *[]){em_nn_linear(6, 16, true, tu_dev, NULL), em_nn_relu(),
+                        em_nn_linear(16, 8, true, tu_dev, NULL), em_nn_relu(),
+                        em_nn_linear(8, 3, true, tu_dev, NULL)},
+        5);
+    CHECK_NONNULL(seq);
+    if (!seq) return;
+    em_tensor_dict *params = em_module_named_parameters(seq);
+    int np = params ? em_tensor_dict_count(params) : 0;
+    CHECK(np == 6);
+    em_scope_begin();
+    em_tensor *x = em_randn(NULL, EM_F32, EM_SHAPE(5, 6), tu_dev);
+    em_tensor *y = em_randint(NULL, 0, 3, EM_I64, EM_SHAPE(5), tu_dev);
+    double grads[2][6][16 * 8], losses[2], outs[2][15];
+    for (int pass = 0; pass < 2; pass++) {
+        CHECK_OK(em_module_zero_grad(seq));
+        em_tensor *out = pass == 0 ? em_module_forward(seq, x) : run_children(seq, x);
+        em_tensor *loss = em_cross_entropy(out, y, EM_REDUCTION_MEAN, EM_IGNORE_INDEX_DEFAULT, 0.0);
+        CHECK(loss && em_backward(loss, NULL, false, false) == EM_OK);
+        CHECK(loss && em_tensor_read_f64(loss, &losses[pass], 1) == EM_OK);
+        CHECK(out && em_tensor_read_f64(out, outs[pass], 15) == EM_OK);
+        for (int i = 0; i < np && i < 6; i++) {
+            em_tensor *g = em_grad(em_tensor_dict_at(params, i));
+            int64_t n = g ? em_tensor_numel(g) : 0;
+            CHECK(g && n <= 16 * 8 && em_tensor_read_f64(g, grads[pass][i], (size_t)n) == EM_OK);
+        }
+    }
+    bool same = losses[0] == losses[1];
+    for (int k = 0; k < 15; k++) same &= outs[0][k] == outs[1][k];
+    CHECKF(same, "fused Sequential: loss %.9g vs %.9g unfused (or outputs differ)", losses[0], losses[1]);
+    for (int i = 0; i < np && i < 6; i++) {
+        int64_t n = em_tensor_numel(em_tensor_dict_at(params, i));
+        bool eq = true;
+        for (int64_t k = 0; k < n; k++) eq &= grads[0][i][k] == grads[1][i][k];
+        CHECKF(eq, "fused Sequential: the gradient of %s differs", em_tensor_dict_name(params, i));
+    }
+    /* what is fused: Linear then ReLU; not ReLU first, Linear + Tanh, or a
+     * user module (even one of type "ReLU") after a Linear */
+    em_tensor *xs = em_randn(NULL, EM_F32, EM_SHAPE(2, 6), tu_dev);
+    em_module *user = em_module_create("ReLU", user_relu_forward, NULL, NULL);
+    em_module *other[3] = {
+        em_nn_sequential((em_module *[]){em_nn_relu(), em_nn_linear(6, 4, true, tu_dev, NULL)}, 2),
+        em_nn_sequential((em_module *[]){em_nn_linear(6, 4, true, tu_dev, NULL), em_nn_tanh()}, 2),
+        em_nn_sequential((em_module *[]){em_nn_linear(6, 4, true, tu_dev, NULL), user}, 2)};
+    static const char *want[3] = {"linear", "tanh", "relu"};
+    for (int k = 0; k < 3; k++) {
+        em_tensor *o = other[k] ? em_module_forward(other[k], xs) : NULL;
+        const char *name = o ? em_grad_fn_name(o) : NULL;
+        CHECKF(name && !strcmp(name, want[k]), "Sequential case %d: grad_fn %s, want %s", k,
+               name ? name : "NULL", want[k]);
+        em_module_destroy(other[k]);
+    }
+    em_tensor *first = em_module_forward(seq, xs);
+    const char *n0 = first ? em_grad_fn_name(first) : NULL;
+    CHECK(n0 && !strcmp(n0, "linear"));
+    em_module *pair = em_nn_sequential((em_module *[]){em_nn_linear(6, 4, true, tu_dev, NULL), em_nn_relu()}, 2);
+    em_tensor *po = pair ? em_module_forward(pair, xs) : NULL;
+    const char *pn = po ? em_grad_fn_name(po) : NULL;
+    CHECKF(pn && (!strcmp(pn, "linear_relu") || !strcmp(pn, "relu")), "Linear+ReLU grad_fn %s",
+           pn ? pn : "NULL");
+    em_module_destroy(pair);
+    em_scope_end();
+    em_tensor_dict_destroy(params);
+    em_module_destroy(seq);
+}
+
 int main(void)
 {
     tu_init("test_nn_modules");
+    test_sequential_fusion();
     test_linear();
     test_init();
     test_activations();

@@ -12,6 +12,10 @@
  *   - state dict round trip in mid-training (through the CPU device) gives an
  *     identical continuation; load errors (type, count, shape, dtype, keys,
  *     incomplete state, bad metadata) change nothing;
+ *   - f32 master weights of f16/bf16 parameters: 200 steps of ~1e-3 (which
+ *     a pure bf16/f16 update rounds away) follow an f32 parameter within the
+ *     rounding of the master (SGD, SGD with momentum, Adam, AdamW); the
+ *     "master_param" state round trip continues bit-exactly; its load errors;
  *   - option and parameter checks; zero_grad in both modes; steps inside the
  *     caller's scope; grad mode restored; no heap growth over many steps;
  *   - StepLR and cosine warm-up values step by step against their formulas,
@@ -145,6 +149,10 @@ static void set_grad_vals(em_tensor *p, double *vals)
     em_tensor_release(g);
 }
 
+/* The dtype of a parameter's optimizer state: f32 for half parameters (they
+ * are updated through an f32 master copy), else the parameter's. */
+static em_dtype state_dt(em_dtype dt) { return dt == EM_F16 || dt == EM_BF16 ? EM_F32 : dt; }
+
 /* Compares dict entry `name` to ref (n values). */
 static void check_state_entry(const char *label, const em_tensor_dict *d, const char *name,
                               const em_tensor *p, const double *ref, tu_tol tol)
@@ -158,7 +166,7 @@ static void check_state_entry(const char *label, const em_tensor_dict *d, const 
     em_tensor *t = em_tensor_dict_get(d, name);
     int64_t shape[EM_MAX_DIMS];
     int nd = em_tensor_shape(p, shape);
-    tu_compare_scaled(lb, t, em_tensor_dtype(p), nd, shape, ref, NULL, tol, 0);
+    tu_compare_scaled(lb, t, state_dt(em_tensor_dtype(p)), nd, shape, ref, NULL, tol, 0);
     em_tensor_release(t);
 }
 
@@ -179,14 +187,17 @@ static void trajectory(const cfg *c0, em_dtype dt)
     cfg_str(c, name, sizeof name);
     char label[200];
     snprintf(label, sizeof label, "%s %s", name, tu_dt(dt));
-    /* the reference rounds the state and the parameter to dt after each step;
-     * the library also rounds its intermediates. For the half types (a check
-     * that the state keeps their dtype, the formulas being pinned by f32/f64)
-     * rounding differences of values of magnitude ~1 that cancel are
-     * absolute: 8 ulps of 1. */
+    /* the reference rounds the state and the parameter to the state dtype
+     * sdt after each step; the library also rounds its intermediates. Half
+     * parameters are updated through an f32 master copy with f32 state: the
+     * reference runs in f32 on the master and the parameter must be the
+     * master rounded to dt, within 8 ulps of 1 (a master within f32 rounding
+     * of the reference may round to a neighbour). */
+    em_dtype sdt = state_dt(dt);
     tu_tol tol = dt == EM_F64   ? (tu_tol){1e-12, 1e-12, 0}
                  : dt == EM_F32 ? (tu_tol){2e-6, 2e-6, 0}
                                 : (tu_tol){8 * tu_ulp(1.0, dt), 0, 0};
+    tu_tol stol = sdt == EM_F64 ? tol : (tu_tol){2e-6, 2e-6, 0};
 
     /* p0 [3,4] always has a gradient; p1 [5] skips step 2; p2 [2] never has one */
     const int np = 3;
@@ -216,7 +227,7 @@ static void trajectory(const cfg *c0, em_dtype dt)
             }
             tu_fill(g, counts[k], dt, -1, 1);
             set_grad_vals(ps[k], g);
-            ref_step(c, ref[k], g, &rs[k], dt);
+            ref_step(c, ref[k], g, &rs[k], sdt); /* ref[k]: the (master) value */
         }
         CHECK_OK(em_scope_begin()); /* the caller's scope: the state must outlive it */
         CHECK_OK(em_optimizer_step(o));
@@ -226,7 +237,9 @@ static void trajectory(const cfg *c0, em_dtype dt)
     for (int k = 0; k < np; k++) {
         char lb[260];
         snprintf(lb, sizeof lb, "%s: param %d after %d steps", label, k, NSTEPS);
-        tu_compare(lb, ps[k], dt, ndims[k], shapes[k], ref[k], tol);
+        double pr[12];
+        for (int64_t e = 0; e < counts[k]; e++) pr[e] = tu_round(ref[k][e], dt);
+        tu_compare(lb, ps[k], dt, ndims[k], shapes[k], pr, tol);
     }
     /* the parameter without a gradient is untouched, exactly */
     double *p2 = tu_read(ps[2]);
@@ -243,17 +256,20 @@ static void trajectory(const cfg *c0, em_dtype dt)
         CHECK(!strcmp(em_tensor_dict_get_meta(d, "param_count"), "3"));
         for (int k = 0; k < 2; k++) {
             char key[64];
+            snprintf(key, sizeof key, "state.%d.master_param", k);
+            if (sdt != dt) check_state_entry(label, d, key, ps[k], ref[k], stol);
+            else CHECK(!em_tensor_dict_has(d, key));
             if (c->kind == K_SGD) {
                 snprintf(key, sizeof key, "state.%d.momentum_buffer", k);
-                if (c->momentum != 0) check_state_entry(label, d, key, ps[k], rs[k].buf, tol);
+                if (c->momentum != 0) check_state_entry(label, d, key, ps[k], rs[k].buf, stol);
                 else CHECK(!em_tensor_dict_has(d, key));
             } else {
                 snprintf(key, sizeof key, "state.%d.exp_avg", k);
-                check_state_entry(label, d, key, ps[k], rs[k].m, tol);
+                check_state_entry(label, d, key, ps[k], rs[k].m, stol);
                 snprintf(key, sizeof key, "state.%d.exp_avg_sq", k);
-                check_state_entry(label, d, key, ps[k], rs[k].v, tol);
+                check_state_entry(label, d, key, ps[k], rs[k].v, stol);
                 snprintf(key, sizeof key, "state.%d.max_exp_avg_sq", k);
-                if (c->amsgrad) check_state_entry(label, d, key, ps[k], rs[k].vmax, tol);
+                if (c->amsgrad) check_state_entry(label, d, key, ps[k], rs[k].vmax, stol);
                 else CHECK(!em_tensor_dict_has(d, key));
                 snprintf(key, sizeof key, "state.%d.step", k);
                 const char *sv = em_tensor_dict_get_meta(d, key);
@@ -638,6 +654,203 @@ static void test_load_errors(void)
         em_tensor_release(pa[i]);
         em_tensor_release(pb[i]);
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* f32 master weights of f16/bf16 parameters                                 */
+/* ------------------------------------------------------------------------ */
+
+#define MW_N 4
+#define MW_STEPS 200
+
+/* Gives p the gradient g (MW_N values) in p's dtype. */
+static void mw_grad(em_tensor *p, const double *g)
+{
+    em_tensor *t = tu_upload(g, em_tensor_dtype(p), 1, (const int64_t[]){MW_N});
+    CHECK_OK(em_set_grad(p, t));
+    em_tensor_release(t);
+}
+
+/* Many steps of lr * g ~ 1e-3 on a bf16 parameter (and an f16 one): a pure
+ * bf16/f16 update would round every step away (bf16(1 - 1e-3) == 1; f16
+ * gets 16x smaller steps); with
+ * the f32 master copy the parameter follows the f32 reference, within the
+ * rounding of the master to the half type. */
+static void mw_small_steps(const cfg *c0, em_dtype dt)
+{
+    /* f16 has 3 more mantissa bits than bf16: 16x smaller steps stall it */
+    double scale = dt == EM_F16 ? 1.0 / 16 : 1.0;
+    cfg c1 = *c0;
+    c1.lr *= scale;
+    const cfg *c = &c1;
+    char name[200], label[240];
+    cfg_str(c, name, sizeof name);
+    snprintf(label, sizeof label, "master weights %s %s", name, tu_dt(dt));
+    const double p0[MW_N] = {1.0, -2.0, 1.5, 3.0};
+    const double g[MW_N] = {1.0, -1.0, 0.5, 0.25}; /* exact in every dtype */
+    em_tensor *ph = tu_upload(p0, dt, 1, (const int64_t[]){MW_N});
+    em_tensor *pf = tu_upload(p0, EM_F32, 1, (const int64_t[]){MW_N});
+    CHECK_OK(em_requires_grad_(ph, true));
+    CHECK_OK(em_requires_grad_(pf, true));
+    em_optimizer *oh = make_opt(c, 1, &ph), *of = make_opt(c, 1, &pf);
+    CHECK(oh && of);
+    /* references in double: f32 state (the master), and the pure half update */
+    double ref[MW_N], pure[MW_N];
+    ref_state rs, rp;
+    ref_init(&rs, MW_N);
+    ref_init(&rp, MW_N);
+    memcpy(ref, p0, sizeof ref);
+    memcpy(pure, p0, sizeof pure);
+    for (int s = 0; s < MW_STEPS && oh && of; s++) {
+        mw_grad(ph, g);
+        mw_grad(pf, g);
+        CHECK_OK(em_optimizer_step(oh));
+        CHECK_OK(em_optimizer_step(of));
+        ref_step(c, ref, g, &rs, EM_F32);
+        ref_step(c, pure, g, &rp, dt);
+    }
+    /* the premise: pure half updates stall */
+    for (int e = 0; e < MW_N; e++)
+        CHECKF(pure[e] == p0[e], "%s: a pure %s update moved element %d (%g -> %g): the test "
+               "does not show the stall", label, tu_dt(dt), e, p0[e], pure[e]);
+    double *vh = tu_read(ph), *vf = tu_read(pf), *vm = NULL;
+    em_tensor_dict *d = oh ? em_optimizer_state_dict(oh) : NULL;
+    em_tensor *m = d ? em_tensor_dict_get(d, "state.0.master_param") : NULL;
+    CHECKF(m && em_tensor_dtype(m) == EM_F32, "%s: no f32 state.0.master_param", label);
+    if (m) vm = tu_read(m);
+    bool ok = vh && vf && vm;
+    for (int e = 0; ok && e < MW_N; e++) {
+        double moved = fabs(vf[e] - p0[e]);
+        /* the f32 parameter moved (as the reference) */
+        CHECKF(fabs(vf[e] - ref[e]) <= 1e-4 * fabs(ref[e]) && moved > 0.02 * scale,
+               "%s: f32 element %d is %.9g, reference %.9g (moved %g)", label, e, vf[e], ref[e],
+               moved);
+        /* the master follows the f32 parameter */
+        CHECKF(fabs(vm[e] - vf[e]) <= 1e-4 * fabs(vf[e]), "%s: master element %d is %.9g, f32 "
+               "parameter %.9g", label, e, vm[e], vf[e]);
+        /* the half parameter is the master rounded, so within half an ulp of it */
+        CHECKF(vh[e] == tu_round(vm[e], dt), "%s: element %d is %.9g, the master %.9g rounds to "
+               "%.9g", label, e, vh[e], vm[e], tu_round(vm[e], dt));
+        CHECKF(fabs(vh[e] - vf[e]) <= tu_ulp(vf[e], dt), "%s: element %d is %.9g, the f32 "
+               "parameter %.9g (more than one %s ulp apart)", label, e, vh[e], vf[e], tu_dt(dt));
+    }
+    if (ok) printf("%s: %d steps of ~1e-3 moved 1.0 to %.6g (f32: %.6g)\n", label, MW_STEPS,
+                   vh[0], vf[0]);
+    free(vh);
+    free(vf);
+    free(vm);
+    em_tensor_release(m);
+    em_tensor_dict_destroy(d);
+    em_optimizer_destroy(oh);
+    em_optimizer_destroy(of);
+    em_tensor_release(ph);
+    em_tensor_release(pf);
+    ref_free(&rs);
+    ref_free(&rp);
+}
+
+/* State dict round trip with master copies: identical continuation, bit
+ * for bit, of the parameters and of the masters. */
+static void mw_roundtrip(const cfg *c)
+{
+    char name[200];
+    cfg_str(c, name, sizeof name);
+    em_tensor *pa[3], *pb[3];
+    pa[0] = rand_tensor(EM_SHAPE(2, 3), EM_BF16);
+    pa[1] = rand_tensor(EM_SHAPE(4), EM_F16);
+    pa[2] = rand_tensor(EM_SHAPE(3), EM_F32);
+    em_optimizer *a = make_opt(c, 3, pa);
+    CHECK_NONNULL(a);
+    for (int s = 0; s < 5 && a; s++) {
+        same_grads(3, pa, pa, -1);
+        CHECK_OK(em_optimizer_step(a));
+    }
+    em_tensor_dict *d = a ? em_optimizer_state_dict(a) : NULL;
+    CHECK_NONNULL(d);
+    if (d) {
+        CHECK(em_tensor_dict_has(d, "state.0.master_param"));
+        CHECK(em_tensor_dict_has(d, "state.1.master_param"));
+        CHECK(!em_tensor_dict_has(d, "state.2.master_param"));
+    }
+    em_tensor_dict *dc = d ? dict_edit(d, em_device_cpu(), NULL, NULL, NULL) : NULL;
+    for (int i = 0; i < 3; i++) pb[i] = em_clone(pa[i]);
+    em_optimizer *b = make_opt(c, 3, pb);
+    CHECK_OK(em_optimizer_load_state_dict(b, dc));
+    for (int s = 0; s < 6 && a && b; s++) {
+        same_grads(3, pa, pb, s == 3 ? 1 : -1);
+        CHECK_OK(em_optimizer_step(a));
+        CHECK_OK(em_optimizer_step(b));
+    }
+    bool same = true;
+    for (int i = 0; i < 3; i++) same = same && same_values(pa[i], pb[i]);
+    em_tensor_dict *da = a ? em_optimizer_state_dict(a) : NULL;
+    em_tensor_dict *db = b ? em_optimizer_state_dict(b) : NULL;
+    for (int i = 0; i < 2 && da && db; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "state.%d.master_param", i);
+        em_tensor *x = em_tensor_dict_get(da, key), *y = em_tensor_dict_get(db, key);
+        same = same && x && y && same_values(x, y);
+        em_tensor_release(x);
+        em_tensor_release(y);
+    }
+    CHECKF(same, "%s: continuation with master copies after a round trip differs", name);
+    if (same) printf("%s: bf16/f16 master copies, round trip continues bit-exactly ok\n", name);
+
+    /* errors: a master for an f32 parameter; a master of the wrong dtype */
+    if (d && b) {
+        em_tensor *extra = rand_tensor(EM_SHAPE(3), EM_F32);
+        em_tensor_dict *e = dict_edit(d, NULL, NULL, NULL, NULL);
+        em_tensor_dict_set(e, "state.2.master_param", extra);
+        CHECK_LOAD_FAILS(b, e, EM_ERR_INVALID_ARG, "state.2.master_param");
+        em_tensor_dict_destroy(e);
+        em_tensor_release(extra);
+        em_tensor *half = rand_tensor(EM_SHAPE(2, 3), EM_BF16);
+        e = dict_edit(d, NULL, NULL, NULL, NULL);
+        em_tensor_dict_set(e, "state.0.master_param", half);
+        CHECK_LOAD_FAILS(b, e, EM_ERR_DTYPE, "state.0.master_param");
+        em_tensor_dict_destroy(e);
+        em_tensor_release(half);
+        /* a dict without master copies (older) loads; the masters are
+         * taken again from the parameters */
+        e = dict_edit(d, NULL, "state.0.master_param", NULL, NULL);
+        CHECK_OK(em_optimizer_load_state_dict(b, e));
+        em_tensor_dict_destroy(e);
+        same_grads(3, pb, pb, -1);
+        CHECK_OK(em_optimizer_step(b));
+    }
+    em_tensor_dict_destroy(da);
+    em_tensor_dict_destroy(db);
+    em_tensor_dict_destroy(dc);
+    em_tensor_dict_destroy(d);
+    em_optimizer_destroy(a);
+    em_optimizer_destroy(b);
+    for (int i = 0; i < 3; i++) {
+        em_tensor_release(pa[i]);
+        em_tensor_release(pb[i]);
+    }
+}
+
+static void test_master_weights(void)
+{
+    cfg sgd = {K_SGD, 1e-3, 0, 0, 0, 0, 0, 0, false, false};
+    cfg sgd_mom = {K_SGD, 1e-4, 0.9, 0, 0, 0, 0, 0, false, false};
+    cfg adam = {K_ADAM, 1e-3, 0, 0, 0, 0.9, 0.999, 1e-8, false, false};
+    cfg adamw = {K_ADAMW, 1e-3, 0, 0, 0.01, 0.9, 0.999, 1e-8, false, true};
+    const em_dtype dts[2] = {EM_BF16, EM_F16};
+    for (int k = 0; k < 2; k++) {
+        mw_small_steps(&sgd, dts[k]);
+        mw_small_steps(&sgd_mom, dts[k]);
+        mw_small_steps(&adam, dts[k]);
+        mw_small_steps(&adamw, dts[k]);
+    }
+    cfg rt_sgd = {K_SGD, 0.05, 0.9, 0, 0.01, 0, 0, 0, true, false};
+    cfg rt_sgd0 = {K_SGD, 0.05, 0, 0, 0, 0, 0, 0, false, false};
+    cfg rt_adam = {K_ADAM, 0.01, 0, 0, 0.1, 0.9, 0.99, 1e-8, false, true};
+    cfg rt_adamw = {K_ADAMW, 0.02, 0, 0, 0.05, 0.8, 0.999, 1e-6, false, false};
+    mw_roundtrip(&rt_sgd);
+    mw_roundtrip(&rt_sgd0);
+    mw_roundtrip(&rt_adam);
+    mw_roundtrip(&rt_adamw);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1144,6 +1357,7 @@ int main(void)
     test_pytorch_values();
     test_state_roundtrip();
     test_load_errors();
+    test_master_weights();
     test_options();
     test_zero_grad_and_ownership();
     test_no_heap_growth();

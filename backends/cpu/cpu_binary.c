@@ -276,8 +276,13 @@ em_status em__cpu_k_binary(void *dev, const em_op_call *c)
 
 /* ---------------- axpy: out = x + alpha * y ------------------------------ */
 
-#define AXPY_LOOP(dt)                                                                    \
-    static void axpy_##dt(char **p, const int64_t *s, int64_t n, const void *ctx)        \
+/* f32/f64 get the AVX2 clone (wider loads for the optimizers' pass over every
+ * parameter) without contracting x + alpha y into an FMA, so every clone
+ * rounds as the plain one does. */
+#define AXPY_NO_FMA __attribute__((optimize("fp-contract=off")))
+#define AXPY_LOOP(dt) AXPY_LOOP_A(dt, )
+#define AXPY_LOOP_A(dt, ATTR)                                                            \
+    ATTR static void axpy_##dt(char **p, const int64_t *s, int64_t n, const void *ctx)   \
     {                                                                                    \
         typedef DT_##dt##_ST st_t;                                                       \
         typedef DT_##dt##_CT ct_t;                                                       \
@@ -296,8 +301,8 @@ em_status em__cpu_k_binary(void *dev, const em_op_call *c)
             *(st_t *)o = DT_##dt##_SV(DT_##dt##_LD(*(const st_t *)x) +                   \
                                       alpha * DT_##dt##_LD(*(const st_t *)y));           \
     }
-AXPY_LOOP(f32)
-AXPY_LOOP(f64)
+AXPY_LOOP_A(f32, CPU_MATH_CLONES AXPY_NO_FMA)
+AXPY_LOOP_A(f64, CPU_MATH_CLONES AXPY_NO_FMA)
 AXPY_LOOP(f16)
 AXPY_LOOP(bf16)
 

@@ -17,8 +17,14 @@
  * BLAS matrix (one of them 1, the other a valid leading dimension) is used
  * in place with NoTrans/Trans; otherwise it is copied to a dense
  * temporary. f16/bf16 are converted to f32, computed with sgemm and
- * converted back. Linear: out = x w^T (+ bias), with w^T as a strided view
- * of w and the (broadcast) bias copied into the output first, beta = 1.
+ * converted back. Products with one output row or column use gemv, and
+ * K = 1 an outer product of our own (see gemm_call). Linear:
+ * out = x w^T (+ bias), with w^T as a strided view of w and the
+ * (broadcast) bias copied into the output first, beta = 1.
+ * LINEAR_ACT (ABI 1.4, params.flag 1 = relu): the same, with relu applied to
+ * each output block by the task that computed it, right after its gemm
+ * (while the block is in cache); relu is the RELU kernel's (v < 0 ? 0 : v),
+ * so the result equals LINEAR followed by RELU bit for bit.
  *
  * Not for: the fallback gemm itself (cpu_gemm_ref.c).
  */
@@ -38,6 +44,10 @@ typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float a
 typedef void (*dgemm_fn)(int order, int ta, int tb, int m, int n, int k, double alpha,
                          const double *a, int lda, const double *b, int ldb, double beta,
                          double *c, int ldc);
+typedef void (*sgemv_fn)(int order, int trans, int m, int n, float alpha, const float *a, int lda,
+                         const float *x, int incx, float beta, float *y, int incy);
+typedef void (*dgemv_fn)(int order, int trans, int m, int n, double alpha, const double *a,
+                         int lda, const double *x, int incx, double beta, double *y, int incy);
 typedef void (*set_threads_fn)(int n);
 typedef char *(*get_str_fn)(void);
 
@@ -46,6 +56,8 @@ static struct {
     void *handle;
     sgemm_fn sgemm;
     dgemm_fn dgemm;
+    sgemv_fn sgemv; /* optional: products with one row or one column */
+    dgemv_fn dgemv;
     char desc[200];
 } g_blas;
 
@@ -122,6 +134,8 @@ void em__cpu_blas_init(void)
     g_blas.handle = h;
     g_blas.sgemm = s;
     g_blas.dgemm = d;
+    g_blas.sgemv = (sgemv_fn)dlsym(h, "cblas_sgemv");
+    g_blas.dgemv = (dgemv_fn)dlsym(h, "cblas_dgemv");
     snprintf(g_blas.desc, sizeof g_blas.desc, "OpenBLAS %s core %.24s (%s)", version,
              core ? core : "?", how);
     em__cpu_log(EM_LOG_INFO, "%s; OpenBLAS set to 1 thread", g_blas.desc);
@@ -158,12 +172,83 @@ static int blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, int *
     return 1;
 }
 
-/* C[M,N] = A[M,K] B[K,N] + beta C, in compute dtype cd (f32 or f64). */
+/* y = op(A) x + beta y through gemv: A rows x cols with element strides
+ * (rs, cs), one of them 1; x and y strided vectors (non-zero strides). */
+static int gemv_call(int cd, int64_t rows, int64_t cols, const char *A, int64_t rs, int64_t cs,
+                     const char *x, int64_t incx, double beta, char *y, int64_t incy)
+{
+    if (!(cd == EM_F32 ? (void *)g_blas.sgemv : (void *)g_blas.dgemv) || rows > INT_MAX ||
+        cols > INT_MAX || incx == 0 || incy == 0 || incx > INT_MAX || incy > INT_MAX ||
+        incx < -INT_MAX || incy < -INT_MAX)
+        return 0;
+    int trans, m, n;
+    int64_t ld;
+    if (cs == 1 && (rows == 1 || rs >= cols)) { /* row-major rows x cols */
+        trans = CBLAS_NO_TRANS, m = (int)rows, n = (int)cols, ld = rows == 1 ? cols : rs;
+    } else if (rs == 1 && (cols == 1 || cs >= rows)) { /* its transpose is row-major */
+        trans = CBLAS_TRANS, m = (int)cols, n = (int)rows, ld = cols == 1 ? rows : cs;
+    } else {
+        return 0;
+    }
+    if (ld < 1) ld = 1;
+    if (ld > INT_MAX) return 0;
+    if (cd == EM_F32)
+        g_blas.sgemv(CBLAS_ROW_MAJOR, trans, m, n, 1.0f, (const float *)A, (int)ld,
+                     (const float *)x, (int)incx, (float)beta, (float *)y, (int)incy);
+    else
+        g_blas.dgemv(CBLAS_ROW_MAJOR, trans, m, n, 1.0, (const double *)A, (int)ld,
+                     (const double *)x, (int)incx, beta, (double *)y, (int)incy);
+    return 1;
+}
+
+/* C[M,N] = A[M,1] B[1,N] (+ C when beta is 1): one pass over C (sgemm
+ * would clear C first, then accumulate into it). */
+#define OUTER(name, T)                                                                   \
+    CPU_MATH_CLONES static void name(int64_t M, int64_t N, const T *A, int64_t ars,       \
+                                     const T *B, int64_t bcs, int add, T *C, int64_t crs, \
+                                     int64_t ccs)                                        \
+    {                                                                                    \
+        for (int64_t i = 0; i < M; i++) {                                                \
+            const T a = A[i * ars];                                                      \
+            T *c = C + i * crs;                                                          \
+            if (ccs == 1 && bcs == 1) {                                                  \
+                if (add)                                                                 \
+                    for (int64_t j = 0; j < N; j++) c[j] += a * B[j];                    \
+                else                                                                     \
+                    for (int64_t j = 0; j < N; j++) c[j] = a * B[j];                     \
+            } else {                                                                     \
+                for (int64_t j = 0; j < N; j++)                                          \
+                    c[j * ccs] = add ? c[j * ccs] + a * B[j * bcs] : a * B[j * bcs];     \
+            }                                                                            \
+        }                                                                                \
+    }
+OUTER(outer_f32, float)
+OUTER(outer_f64, double)
+
+/* C[M,N] = A[M,K] B[K,N] + beta C, in compute dtype cd (f32 or f64). With
+ * OpenBLAS, a product with one row or one column of C goes to gemv (no
+ * packing of the other operand) and K = 1 to the outer product above. */
 static void gemm_call(int cd, int64_t M, int64_t N, int64_t K, const char *A, int64_t ars,
                       int64_t acs, const char *B, int64_t brs, int64_t bcs, double beta, char *C,
                       int64_t crs, int64_t ccs)
 {
     int ta, tb, tc, lda, ldb, ldc;
+    if (g_blas.sgemm && K == 1 && (beta == 0.0 || beta == 1.0)) {
+        if (cd == EM_F32)
+            outer_f32(M, N, (const float *)A, ars, (const float *)B, bcs, beta != 0.0, (float *)C,
+                      crs, ccs);
+        else
+            outer_f64(M, N, (const double *)A, ars, (const double *)B, bcs, beta != 0.0,
+                      (double *)C, crs, ccs);
+        return;
+    }
+    /* one row of C: C^T = B^T a^T; one column: C = A b */
+    if (g_blas.sgemm && K > 1 && M == 1 && N > 1 &&
+        gemv_call(cd, N, K, B, bcs, brs, A, acs, beta, C, ccs))
+        return;
+    if (g_blas.sgemm && K > 1 && N == 1 && M > 1 &&
+        gemv_call(cd, M, K, A, ars, acs, B, brs, beta, C, crs))
+        return;
     if (g_blas.sgemm && K > 0 && K <= INT_MAX && blas_layout(M, K, ars, acs, &ta, &lda) &&
         blas_layout(K, N, brs, bcs, &tb, &ldb) && blas_layout(M, N, crs, ccs, &tc, &ldc) &&
         tc == CBLAS_NO_TRANS) {
@@ -198,7 +283,26 @@ typedef struct mm_job {
     double beta;
     int64_t nsplit, block;                    /* blocks per matrix, size   */
     int split_n;                              /* split along N (else M)    */
+    int act;                                  /* 1: relu on the result     */
 } mm_job;
+
+/* relu (v < 0 ? 0 : v, as the RELU kernel: NaN and -0 stay) over an M x N
+ * block of C in compute dtype cd. */
+static void relu_block(int cd, int64_t M, int64_t N, char *C, int64_t crs, int64_t ccs)
+{
+    for (int64_t i = 0; i < M; i++) {
+        if (cd == EM_F32) {
+            float *c = (float *)C + i * crs;
+            if (ccs == 1)
+                for (int64_t k = 0; k < N; k++) c[k] = c[k] < 0 ? 0.0f : c[k];
+            else
+                for (int64_t k = 0; k < N; k++) c[k * ccs] = c[k * ccs] < 0 ? 0.0f : c[k * ccs];
+        } else {
+            double *c = (double *)C + i * crs;
+            for (int64_t k = 0; k < N; k++) c[k * ccs] = c[k * ccs] < 0 ? 0.0 : c[k * ccs];
+        }
+    }
+}
 
 static void mm_task(void *ctx, int64_t t)
 {
@@ -228,6 +332,7 @@ static void mm_task(void *ctx, int64_t t)
         C += lo * j->crs * j->es;
     }
     gemm_call(j->cd, M, N, j->K, A, j->ars, j->acs, B, j->brs, j->bcs, j->beta, C, j->crs, j->ccs);
+    if (j->act) relu_block(j->cd, M, N, C, j->crs, j->ccs);
 }
 
 static int64_t gcd64(int64_t a, int64_t b)
@@ -249,6 +354,8 @@ static void mm_run(mm_job *j)
     j->nsplit = 1;
     j->split_n = j->N > j->M; /* square: split M (measured a little faster) */
     j->block = j->split_n ? j->N : j->M;
+    /* (memory-bound batch-1 products stay serial: split, a worker preempted
+     * on a shared machine stalls the step more than half a weight costs) */
     if (nt > 1 && flops >= 4e6) {
         int64_t want = batches >= 4 * nt ? 1 : nt / gcd64(batches, nt);
         int64_t dim = j->split_n ? j->N : j->M;
@@ -312,7 +419,7 @@ static int needs_copy(const em_tdesc *d, int cd)
 /* out[..., M, N] = a[..., M, K] b[..., K, N] (+ bias[..., M, N]). All four
  * have the same ndim >= 2 and batch dims (b's may be stride 0). */
 static em_status matmul_desc(const em_tdesc *a, const em_tdesc *b, const em_tdesc *o,
-                             const em_tdesc *bias)
+                             const em_tdesc *bias, int act)
 {
     const int cd = o->dtype == EM_F64 ? EM_F64 : EM_F32;
     const int nd = o->ndim;
@@ -355,7 +462,8 @@ static em_status matmul_desc(const em_tdesc *a, const em_tdesc *b, const em_tdes
                 .a = cpu_ptr(&ta), .b = cpu_ptr(&tb), .c = cpu_ptr(&tc),
                 .ars = ta.strides[nd - 2], .acs = ta.strides[nd - 1],
                 .brs = tb.strides[nd - 2], .bcs = tb.strides[nd - 1],
-                .crs = tc.strides[nd - 2], .ccs = tc.strides[nd - 1], .beta = bias ? 1.0 : 0.0};
+                .crs = tc.strides[nd - 2], .ccs = tc.strides[nd - 1], .beta = bias ? 1.0 : 0.0,
+                .act = act};
     for (int i = 0; i < nd - 2; i++) {
         j.bshape[i] = o->shape[i];
         j.bsa[i] = ta.strides[i];
@@ -401,16 +509,25 @@ em_status em__cpu_k_matmul(void *dev, const em_op_call *c)
     for (int i = 0; i < nd - 2; i++)
         if (a->shape[i] != o->shape[i] || b->shape[i] != o->shape[i])
             return em__cpu_fail(EM_ERR_SHAPE, "cpu: matmul batch dim %d differs", i);
-    st = matmul_desc(a, b, o, NULL);
+    st = matmul_desc(a, b, o, NULL, 0);
     if (st) return em__cpu_fail(st, "cpu: matmul: out of memory for temporaries");
     return EM_OK;
 }
 
+/* LINEAR and LINEAR_ACT (params.flag 1: relu; any other flag is refused). */
 em_status em__cpu_k_linear(void *dev, const em_op_call *c)
 {
     (void)dev;
     em_status st = em__cpu_check_arity(c, 2, 3, 1);
     if (st) return st;
+    int act = 0;
+    if (c->op == EM_OP_LINEAR_ACT) {
+        if (!c->params || c->params->flag != 1)
+            return em__cpu_fail(EM_ERR_UNSUPPORTED,
+                                "cpu: linear_act: activation %d is not supported (1 = relu)",
+                                c->params ? c->params->flag : -1);
+        act = 1;
+    }
     const em_tdesc *x = &c->in[0], *w = &c->in[1], *o = &c->out[0];
     const em_tdesc *bias = c->n_in >= 3 ? &c->in[2] : NULL;
     if ((st = check_float("linear", x, o->dtype)) || (st = check_float("linear", w, o->dtype)) ||
@@ -441,7 +558,7 @@ em_status em__cpu_k_linear(void *dev, const em_op_call *c)
     bt.shape[nd - 1] = N;
     bt.strides[nd - 2] = w->strides[1];
     bt.strides[nd - 1] = w->strides[0];
-    st = matmul_desc(x, &bt, o, bias);
+    st = matmul_desc(x, &bt, o, bias, act);
     if (st) return em__cpu_fail(st, "cpu: linear: out of memory for temporaries");
     return EM_OK;
 }

@@ -11,6 +11,9 @@
  * log-sum-exp and the (label-smoothed) loss, in double; the backward writes
  * g (softmax - target distribution) in one pass. Rows are split over the pool.
  * An out-of-range target is EM_ERR_INDEX naming the row.
+ *
+ * EM_OP_RELU_BACKWARD (ABI 1.4): out = y > 0 ? g : 0 (NaN y gives 0) over
+ * broadcast descriptors, every float dtype; g's stored value is copied as is.
  */
 #include "cpu_internal.h"
 
@@ -184,5 +187,53 @@ em_status em__cpu_k_cross_entropy(void *dev, const em_op_call *c)
     if (bad >= 0)
         return em__cpu_fail(EM_ERR_INDEX, "cpu: cross_entropy target %lld (row %lld) is out of range [0, %lld)",
                             (long long)ce_target(&ctx, bad), (long long)bad, (long long)ctx.C);
+    return EM_OK;
+}
+
+/* ---------------- relu backward (EM_OP_RELU_BACKWARD) -------------------- */
+
+/* f32/f64 get the AVX2 clone; f16/bf16 call the header's converters (plain). */
+#define RELU_BWD(dt, ATTR)                                                               \
+    ATTR static void relu_bwd_##dt(char **p, const int64_t *s, int64_t n, const void *ctx) \
+    {                                                                                    \
+        (void)ctx;                                                                       \
+        typedef DT_##dt##_ST st_t;                                                       \
+        const int64_t es = (int64_t)sizeof(st_t);                                        \
+        if (s[0] == es && s[1] == es && s[2] == es) {                                    \
+            st_t *o = (st_t *)p[0];                                                      \
+            const st_t *g = (const st_t *)p[1], *y = (const st_t *)p[2];                 \
+            for (int64_t i = 0; i < n; i++) o[i] = DT_##dt##_LD(y[i]) > 0 ? g[i] : (st_t)0; \
+            return;                                                                      \
+        }                                                                                \
+        char *o = p[0];                                                                  \
+        const char *g = p[1], *y = p[2];                                                 \
+        for (int64_t i = 0; i < n; i++, o += s[0], g += s[1], y += s[2])                 \
+            *(st_t *)o = DT_##dt##_LD(*(const st_t *)y) > 0 ? *(const st_t *)g : (st_t)0; \
+    }
+RELU_BWD(f32, CPU_MATH_CLONES)
+RELU_BWD(f64, CPU_MATH_CLONES)
+RELU_BWD(f16, )
+RELU_BWD(bf16, )
+
+em_status em__cpu_k_relu_backward(void *dev, const em_op_call *c)
+{
+    (void)dev;
+    em_status st = em__cpu_check_arity(c, 2, 2, 1);
+    if (st) return st;
+    const em_tdesc *o = &c->out[0], *g = &c->in[0], *y = &c->in[1];
+    static const cpu_loop_fn loops[EM_DTYPE_COUNT] = {relu_bwd_f32, relu_bwd_f64, relu_bwd_f16,
+                                                      relu_bwd_bf16, 0, 0, 0};
+    int dt = o->dtype;
+    if (!cpu_dtype_valid(dt) || !loops[dt] || g->dtype != dt || y->dtype != dt)
+        return em__cpu_fail(EM_ERR_DTYPE, "cpu: relu_backward takes one float dtype, got %s, %s -> %s",
+                            em__cpu_dtype_name(g->dtype), em__cpu_dtype_name(y->dtype),
+                            em__cpu_dtype_name(dt));
+    if ((st = em__cpu_check_shape("relu_backward g", g, o->ndim, o->shape)) ||
+        (st = em__cpu_check_shape("relu_backward y", y, o->ndim, o->shape)))
+        return st;
+    int64_t es = (int64_t)cpu_dtype_size(dt);
+    cpu_operand ops[3] = {{cpu_ptr(o), o->strides, es}, {cpu_ptr(g), g->strides, es},
+                          {cpu_ptr(y), y->strides, es}};
+    em__cpu_ew_run(3, ops, o->ndim, o->shape, loops[dt], NULL, CPU_GRAIN_CHEAP);
     return EM_OK;
 }

@@ -13,12 +13,14 @@
  *                     contiguous fast path, parallel split, streaming stores)
  *   cpu_copy.c        fill, copy, cast
  *   cpu_binary.c      binary arithmetic, comparisons, where, clamp, masked_fill
- *   cpu_fused.c       fused ops: Adam step, cross-entropy rows and backward
+ *   cpu_fused.c       fused ops: Adam step, cross-entropy rows and backward,
+ *                     relu backward
  *   cpu_unary.c       unary elementwise ops
  *   cpu_reduce.c      sum .. logsumexp
  *   cpu_softmax.c     softmax, log_softmax
  *   cpu_math.h        vectorisable expf/tanhf/gelu, NaN-propagating max/min
  *   cpu_blas.c        OpenBLAS loading (core-type choice), matmul, linear
+ *                     (+ relu: LINEAR_ACT)
  *   cpu_gemm_ref.c    the plain-C gemm used when OpenBLAS is missing
  *   cpu_index.c       cat, index_select, gather, scatter_add, one_hot
  *   cpu_random.c      arange, linspace, Philox rand/randn/randint
@@ -281,6 +283,8 @@ em_status em__cpu_k_axpy(void *dev, const em_op_call *c);
 em_status em__cpu_k_adam(void *dev, const em_op_call *c);
 /* cpu_fused.c: EM_OP_CROSS_ENTROPY and its backward (f32, f64 logits). */
 em_status em__cpu_k_cross_entropy(void *dev, const em_op_call *c);
+/* cpu_fused.c: EM_OP_RELU_BACKWARD (ABI 1.4), float dtypes. */
+em_status em__cpu_k_relu_backward(void *dev, const em_op_call *c);
 em_status em__cpu_k_compare(void *dev, const em_op_call *c);
 em_status em__cpu_k_where(void *dev, const em_op_call *c);
 em_status em__cpu_k_clamp(void *dev, const em_op_call *c);

@@ -425,6 +425,7 @@ static const em_kernel_entry g_kernels[] = {
     {EM_OP_CROSS_ENTROPY, EM_F64, 0, em__cpu_k_cross_entropy},
     {EM_OP_CROSS_ENTROPY_BACKWARD, EM_F32, 0, em__cpu_k_cross_entropy},
     {EM_OP_CROSS_ENTROPY_BACKWARD, EM_F64, 0, em__cpu_k_cross_entropy},
+    KF(EM_OP_RELU_BACKWARD, em__cpu_k_relu_backward),
     /* comparisons */
     KA(EM_OP_EQ, em__cpu_k_compare),
     KA(EM_OP_NE, em__cpu_k_compare),
@@ -470,6 +471,7 @@ static const em_kernel_entry g_kernels[] = {
     /* linear algebra */
     KF(EM_OP_MATMUL, em__cpu_k_matmul),
     KF(EM_OP_LINEAR, em__cpu_k_linear),
+    KF(EM_OP_LINEAR_ACT, em__cpu_k_linear),
     /* data movement */
     KA(EM_OP_CAT, em__cpu_k_cat),
     KA(EM_OP_INDEX_SELECT, em__cpu_k_index_select),

@@ -19,6 +19,7 @@
  *      sums): a block of up to 2048 outputs is accumulated row by row, so
  *      whole rows are read in order; with fewer blocks than threads the
  *      reduced range is split too and the partial blocks merged in order.
+ * C. every reduced dim of size 1 (sum/mean, f32/f64): one elementwise pass.
  * Accumulation: floats in double, integers in int64. var/std and logsumexp
  * take two passes (mean, resp. max, first). NaN propagates through
  * max/min; argmax/argmin take the first occurrence, and a NaN counts as
@@ -786,6 +787,19 @@ static em_status build_geom(const em_tdesc *x, const em_tdesc *o, uint32_t mask,
     return EM_OK;
 }
 
+/* out = (T)(0.0 + (double)x): the sum (or mean) of one element. */
+#define PLUS_ZERO(name, T)                                                               \
+    static void name(char **p, const int64_t *s, int64_t n, const void *ctx)             \
+    {                                                                                    \
+        (void)ctx;                                                                       \
+        char *o = p[0];                                                                  \
+        const char *x = p[1];                                                            \
+        for (int64_t i = 0; i < n; i++, o += s[0], x += s[1])                            \
+            *(T *)o = (T)(0.0 + (double)*(const T *)x);                                  \
+    }
+PLUS_ZERO(plus_zero_f32, float)
+PLUS_ZERO(plus_zero_f64, double)
+
 em_status em__cpu_k_reduce(void *dev, const em_op_call *c)
 {
     (void)dev;
@@ -808,6 +822,18 @@ em_status em__cpu_k_reduce(void *dev, const em_op_call *c)
     int is_arg = op == EM_OP_ARGMAX || op == EM_OP_ARGMIN;
     rgeom g;
     if ((st = build_geom(x, o, c->params->reduce_mask, is_arg, &g))) return st;
+
+    /* every reduced dim has size 1 (a linear layer's bias gradient at batch
+     * 1): sum/mean of one element is 0 + x in the accumulation type, so one
+     * elementwise pass gives what the per-output walk would, -0 -> +0 too */
+    if ((op == EM_OP_SUM || op == EM_OP_MEAN) && g.nred == 1 && (dt == EM_F32 || dt == EM_F64) &&
+        cpu_same_shape(x, o)) {
+        cpu_operand ops[2] = {{cpu_ptr(o), o->strides, (int64_t)cpu_dtype_size(dt)},
+                              {cpu_ptr(x), x->strides, (int64_t)cpu_dtype_size(dt)}};
+        em__cpu_ew_run(2, ops, o->ndim, o->shape, dt == EM_F32 ? plus_zero_f32 : plus_zero_f64,
+                       NULL, CPU_GRAIN_CHEAP);
+        return EM_OK;
+    }
     /* argmax/argmin: the runs walk the reduced set in row-major order, so
      * the position counter is the index the op returns. */
 

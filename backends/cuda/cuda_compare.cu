@@ -14,6 +14,10 @@
  *     NaN stays NaN and a NaN bound leaves that side open; integer dtypes
  *     use ceil(lo) / floor(hi) saturated to the dtype's range.
  *
+ * All are value maps (launch_map, cuda_common.cuh): dense, 16-byte-aligned
+ * operands take the vectorised path, others the strided indexer, with the
+ * same functor (bit-identical results).
+ *
  * Not for: arithmetic binary ops (cuda_elementwise.cu).
  */
 #include "cuda_common.cuh"
@@ -30,17 +34,18 @@ template <int OP, class CT> __device__ __forceinline__ bool cmp(CT a, CT b)
     else return a >= b;
 }
 
-template <int OP, class T> struct CmpF {
+template <int OP, class T> struct CmpV {
     typedef typename Tr<T>::CT CT;
-    bool_t *o;
-    const T *a, *b; /* b NULL: the scalar form */
-    CT s;
-    __device__ void operator()(const int64_t *off, int64_t) const
+    __device__ __forceinline__ bool_t operator()(T a, T b) const
     {
-        CT x = ld<T>(a[off[1]]);
-        CT y = b ? ld<T>(b[off[2]]) : s;
-        o[off[0]] = (bool_t)cmp<OP, CT>(x, y);
+        return (bool_t)cmp<OP, CT>(ld<T>(a), ld<T>(b));
     }
+};
+/* The scalar form: in[0] op s. */
+template <int OP, class T> struct CmpSV {
+    typedef typename Tr<T>::CT CT;
+    CT s;
+    __device__ __forceinline__ bool_t operator()(T a) const { return (bool_t)cmp<OP, CT>(ld<T>(a), s); }
 };
 
 /* scalar[0] stored in dtype T (CAST rules) and loaded back as the compute
@@ -60,12 +65,15 @@ template <class T> static typename Tr<T>::CT scalar_as_stored(double v)
 template <int OP, class T> static em_status cmp_run(cu_device *dev, const em_op_call *c)
 {
     const em_tdesc *o = &c->out[0], *x = &c->in[0];
-    const em_tdesc *y = c->n_in == 2 ? &c->in[1] : &c->in[0]; /* scalar: unused */
+    if (c->n_in == 1) {
+        const em_tdesc *d[2] = {o, x};
+        return launch_map(dev, d, CmpSV<OP, T>{scalar_as_stored<T>(c->params->scalar[0])},
+                          "comparison kernel (scalar)", (bool_t *)cu_ptr(o), (const T *)cu_ptr(x));
+    }
+    const em_tdesc *y = &c->in[1];
     const em_tdesc *d[3] = {o, x, y};
-    CmpF<OP, T> f{(bool_t *)cu_ptr(o), (const T *)cu_ptr(x),
-                  c->n_in == 2 ? (const T *)cu_ptr(y) : nullptr,
-                  scalar_as_stored<T>(c->params->scalar[0])};
-    return launch<3>(dev, d, f, "comparison kernel");
+    return launch_map(dev, d, CmpV<OP, T>{}, "comparison kernel", (bool_t *)cu_ptr(o),
+                      (const T *)cu_ptr(x), (const T *)cu_ptr(y));
 }
 
 template <class T> static em_status cmp_dt(cu_device *dev, const em_op_call *c)
@@ -104,22 +112,16 @@ em_status cu_k_compare(void *vdev, const em_op_call *c)
 /* ---------------- where and masked_fill (raw bits by element size) ------- */
 
 /* where: out = cond ? a : b. */
-template <class T> struct WhereF {
-    T *o;
-    const T *a, *b;
-    const bool_t *m;
-    __device__ void operator()(const int64_t *off, int64_t) const
-    {
-        o[off[0]] = m[off[3]] ? a[off[1]] : b[off[2]];
-    }
+template <class T> struct WhereV {
+    __device__ __forceinline__ T operator()(T a, T b, bool_t m) const { return m ? a : b; }
 };
 
 template <class T>
 static em_status where_run(cu_device *dev, const em_tdesc *const *d)
 {
-    WhereF<T> f{(T *)cu_ptr(d[0]), (const T *)cu_ptr(d[1]), (const T *)cu_ptr(d[2]),
-                (const bool_t *)cu_ptr(d[3])};
-    return launch<4>(dev, d, f, "where kernel");
+    return launch_map(dev, d, WhereV<T>{}, "where kernel", (T *)cu_ptr(d[0]),
+                      (const T *)cu_ptr(d[1]), (const T *)cu_ptr(d[2]),
+                      (const bool_t *)cu_ptr(d[3]));
 }
 
 em_status cu_k_where(void *vdev, const em_op_call *c)
@@ -144,15 +146,9 @@ em_status cu_k_where(void *vdev, const em_op_call *c)
 }
 
 /* masked_fill: out = mask ? v : x. */
-template <class T> struct MaskedFillF {
-    T *o;
-    const T *a;
-    const bool_t *m;
+template <class T> struct MaskedFillV {
     T v;
-    __device__ void operator()(const int64_t *off, int64_t) const
-    {
-        o[off[0]] = m[off[2]] ? v : a[off[1]];
-    }
+    __device__ __forceinline__ T operator()(T a, bool_t m) const { return m ? v : a; }
 };
 
 template <class T>
@@ -160,8 +156,8 @@ static em_status masked_fill_run(cu_device *dev, const em_tdesc *const *d, uint6
 {
     T v;
     memcpy(&v, &bits, sizeof v);
-    MaskedFillF<T> f{(T *)cu_ptr(d[0]), (const T *)cu_ptr(d[1]), (const bool_t *)cu_ptr(d[2]), v};
-    return launch<3>(dev, d, f, "masked_fill kernel");
+    return launch_map(dev, d, MaskedFillV<T>{v}, "masked_fill kernel", (T *)cu_ptr(d[0]),
+                      (const T *)cu_ptr(d[1]), (const bool_t *)cu_ptr(d[2]));
 }
 
 em_status cu_k_masked_fill(void *vdev, const em_op_call *c)
@@ -189,17 +185,15 @@ em_status cu_k_masked_fill(void *vdev, const em_op_call *c)
 
 /* ---------------- clamp ---------------------------------------------------- */
 
-template <class T> struct ClampF {
+template <class T> struct ClampV {
     typedef typename Tr<T>::CT CT;
-    T *o;
-    const T *a;
     CT lo, hi;
-    __device__ void operator()(const int64_t *off, int64_t) const
+    __device__ __forceinline__ T operator()(T a) const
     {
-        CT v = ld<T>(a[off[1]]);
+        CT v = ld<T>(a);
         v = v < lo ? lo : v;
         v = v > hi ? hi : v;
-        o[off[0]] = sv<T>(v);
+        return sv<T>(v);
     }
 };
 
@@ -230,8 +224,8 @@ template <class T> static em_status clamp_dt(cu_device *dev, const em_op_call *c
         chi = (CT)ihi;
     }
     const em_tdesc *d[2] = {o, x};
-    ClampF<T> f{(T *)cu_ptr(o), (const T *)cu_ptr(x), clo, chi};
-    return launch<2>(dev, d, f, "clamp kernel");
+    return launch_map(dev, d, ClampV<T>{clo, chi}, "clamp kernel", (T *)cu_ptr(o),
+                      (const T *)cu_ptr(x));
 }
 
 em_status cu_k_clamp(void *vdev, const em_op_call *c)

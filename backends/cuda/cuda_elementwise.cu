@@ -1,25 +1,25 @@
 /*
  * cuda_elementwise.cu — elementwise kernels: fill, copy (strided), cast,
  * the binary ops add .. minimum (and the scalar form), axpy, and the unary
- * ops neg .. sign.
+ * ops neg .. sign, and relu_backward (ABI 1.4).
  *
- * All run on the generic strided indexer of cuda_common.cuh (dims merged on
- * the host, dense fast path). A dense copy with the same layout on both
- * sides is one cudaMemcpyAsync. Semantics follow backends/cpu exactly: f16 and
+ * All are value maps (launch_map in cuda_common.cuh): dense operands with
+ * 16-byte-aligned addresses take the vectorised path (16 bytes of the widest
+ * operand per thread and iteration, scalar tail), anything else the generic
+ * strided indexer (dims merged on the host), with the same functor, so the
+ * results are bit-identical either way. A dense copy with the same layout
+ * on both sides is one cudaMemcpyAsync. Semantics follow backends/cpu exactly: f16 and
  * bf16 compute in f32 (a scalar operand stays f32); integers wrap (computed
  * in unsigned types); bool computes in int and stores != 0; float -> int
  * truncates and saturates, NaN -> 0; max/min propagate NaN.
- *
- * Not yet: vectorised 16-byte loads for the dense path.
  */
 #include "cuda_common.cuh"
 
 /* ---------------- fill and copy (by element size) ----------------------- */
 
-template <class T> struct FillF {
-    T *o;
+template <class T> struct FillV {
     T v;
-    __device__ void operator()(const int64_t *off, int64_t) const { o[off[0]] = v; }
+    __device__ __forceinline__ T operator()() const { return v; }
 };
 
 template <class T> struct CopyF {
@@ -38,10 +38,10 @@ em_status cu_k_fill(void *vdev, const em_op_call *c)
     store_scalar(o->dtype, c->params->scalar[0], &bits);
     const em_tdesc *d[1] = {o};
     switch (cu_dtype_size(o->dtype)) {
-    case 1: { uint8_t v; memcpy(&v, &bits, 1); return launch<1>(dev, d, FillF<uint8_t>{(uint8_t *)cu_ptr(o), v}, "fill kernel"); }
-    case 2: { uint16_t v; memcpy(&v, &bits, 2); return launch<1>(dev, d, FillF<uint16_t>{(uint16_t *)cu_ptr(o), v}, "fill kernel"); }
-    case 4: { uint32_t v; memcpy(&v, &bits, 4); return launch<1>(dev, d, FillF<uint32_t>{(uint32_t *)cu_ptr(o), v}, "fill kernel"); }
-    default: { uint64_t v = bits; return launch<1>(dev, d, FillF<uint64_t>{(uint64_t *)cu_ptr(o), v}, "fill kernel"); }
+    case 1: { uint8_t v; memcpy(&v, &bits, 1); return launch_map(dev, d, FillV<uint8_t>{v}, "fill kernel", (uint8_t *)cu_ptr(o)); }
+    case 2: { uint16_t v; memcpy(&v, &bits, 2); return launch_map(dev, d, FillV<uint16_t>{v}, "fill kernel", (uint16_t *)cu_ptr(o)); }
+    case 4: { uint32_t v; memcpy(&v, &bits, 4); return launch_map(dev, d, FillV<uint32_t>{v}, "fill kernel", (uint32_t *)cu_ptr(o)); }
+    default: { uint64_t v = bits; return launch_map(dev, d, FillV<uint64_t>{v}, "fill kernel", (uint64_t *)cu_ptr(o)); }
     }
 }
 
@@ -86,10 +86,8 @@ em_status cu_k_copy(void *vdev, const em_op_call *c)
 
 /* ---------------- cast ---------------------------------------------------- */
 
-template <class S, class D> struct CastF {
-    D *o;
-    const S *a;
-    __device__ void operator()(const int64_t *off, int64_t) const { o[off[0]] = sv<D>(ld<S>(a[off[1]])); }
+template <class S, class D> struct CastV {
+    __device__ __forceinline__ D operator()(S a) const { return sv<D>(ld<S>(a)); }
 };
 
 template <class S>
@@ -99,13 +97,13 @@ static em_status cast_from(cu_device *dev, const em_tdesc *o, const em_tdesc *x)
     const S *a = (const S *)cu_ptr(x);
     void *p = cu_ptr(o);
     switch (o->dtype) {
-    case EM_F32: return launch<2>(dev, d, CastF<S, float>{(float *)p, a}, "cast kernel");
-    case EM_F64: return launch<2>(dev, d, CastF<S, double>{(double *)p, a}, "cast kernel");
-    case EM_F16: return launch<2>(dev, d, CastF<S, __half>{(__half *)p, a}, "cast kernel");
-    case EM_BF16: return launch<2>(dev, d, CastF<S, bf16_t>{(bf16_t *)p, a}, "cast kernel");
-    case EM_I32: return launch<2>(dev, d, CastF<S, int32_t>{(int32_t *)p, a}, "cast kernel");
-    case EM_I64: return launch<2>(dev, d, CastF<S, int64_t>{(int64_t *)p, a}, "cast kernel");
-    case EM_BOOL: return launch<2>(dev, d, CastF<S, bool_t>{(bool_t *)p, a}, "cast kernel");
+    case EM_F32: return launch_map(dev, d, CastV<S, float>{}, "cast kernel", (float *)p, a);
+    case EM_F64: return launch_map(dev, d, CastV<S, double>{}, "cast kernel", (double *)p, a);
+    case EM_F16: return launch_map(dev, d, CastV<S, __half>{}, "cast kernel", (__half *)p, a);
+    case EM_BF16: return launch_map(dev, d, CastV<S, bf16_t>{}, "cast kernel", (bf16_t *)p, a);
+    case EM_I32: return launch_map(dev, d, CastV<S, int32_t>{}, "cast kernel", (int32_t *)p, a);
+    case EM_I64: return launch_map(dev, d, CastV<S, int64_t>{}, "cast kernel", (int64_t *)p, a);
+    case EM_BOOL: return launch_map(dev, d, CastV<S, bool_t>{}, "cast kernel", (bool_t *)p, a);
     default: return cu_fail(EM_ERR_DTYPE, "cuda: cast to invalid dtype %d", o->dtype);
     }
 }
@@ -161,17 +159,22 @@ template <int OP, class CT, class UT> __device__ __forceinline__ CT bop(CT a, CT
     else return (a != a || a < b) ? a : b; /* MINIMUM */
 }
 
-template <int OP, class T> struct BinF {
+template <int OP, class T> struct BinV {
     typedef typename Tr<T>::CT CT;
     typedef typename Tr<T>::UT UT;
-    T *o;
-    const T *a, *b; /* b NULL: the scalar form */
-    CT s;
-    __device__ void operator()(const int64_t *off, int64_t) const
+    __device__ __forceinline__ T operator()(T a, T b) const
     {
-        CT x = ld<T>(a[off[1]]);
-        CT y = b ? ld<T>(b[off[2]]) : s;
-        o[off[0]] = sv<T>(bop<OP, CT, UT>(x, y));
+        return sv<T>(bop<OP, CT, UT>(ld<T>(a), ld<T>(b)));
+    }
+};
+/* The scalar form: in[0] op s. */
+template <int OP, class T> struct BinSV {
+    typedef typename Tr<T>::CT CT;
+    typedef typename Tr<T>::UT UT;
+    CT s;
+    __device__ __forceinline__ T operator()(T a) const
+    {
+        return sv<T>(bop<OP, CT, UT>(ld<T>(a), s));
     }
 };
 
@@ -191,11 +194,15 @@ template <class T> static typename Tr<T>::CT scalar_ct(double v)
 template <int OP, class T> static em_status bin_run(cu_device *dev, const em_op_call *c)
 {
     const em_tdesc *o = &c->out[0], *x = &c->in[0];
-    const em_tdesc *y = c->n_in == 2 ? &c->in[1] : &c->in[0]; /* scalar: x again, unused */
+    if (c->n_in == 1) {
+        const em_tdesc *d[2] = {o, x};
+        return launch_map(dev, d, BinSV<OP, T>{scalar_ct<T>(c->params->scalar[0])},
+                          "binary kernel (scalar)", (T *)cu_ptr(o), (const T *)cu_ptr(x));
+    }
+    const em_tdesc *y = &c->in[1];
     const em_tdesc *d[3] = {o, x, y};
-    BinF<OP, T> f{(T *)cu_ptr(o), (const T *)cu_ptr(x),
-                  c->n_in == 2 ? (const T *)cu_ptr(y) : nullptr, scalar_ct<T>(c->params->scalar[0])};
-    return launch<3>(dev, d, f, "binary kernel");
+    return launch_map(dev, d, BinV<OP, T>{}, "binary kernel", (T *)cu_ptr(o), (const T *)cu_ptr(x),
+                      (const T *)cu_ptr(y));
 }
 
 template <class T> static em_status bin_dt(cu_device *dev, const em_op_call *c)
@@ -245,14 +252,12 @@ em_status cu_k_binary(void *vdev, const em_op_call *c)
 
 /* ---------------- axpy: out = x + alpha * y ------------------------------ */
 
-template <class T> struct AxpyF {
+template <class T> struct AxpyV {
     typedef typename Tr<T>::CT CT;
-    T *o;
-    const T *a, *b;
     CT alpha;
-    __device__ void operator()(const int64_t *off, int64_t) const
+    __device__ __forceinline__ T operator()(T a, T b) const
     {
-        o[off[0]] = sv<T>(ld<T>(a[off[1]]) + alpha * ld<T>(b[off[2]]));
+        return sv<T>(ld<T>(a) + alpha * ld<T>(b));
     }
 };
 
@@ -261,9 +266,8 @@ template <class T> static em_status axpy_run(cu_device *dev, const em_op_call *c
     const em_tdesc *o = &c->out[0], *x = &c->in[0], *y = &c->in[1];
     const em_tdesc *d[3] = {o, x, y};
     typedef typename Tr<T>::CT CT;
-    AxpyF<T> f{(T *)cu_ptr(o), (const T *)cu_ptr(x), (const T *)cu_ptr(y),
-               (CT)c->params->scalar[0]};
-    return launch<3>(dev, d, f, "axpy kernel");
+    return launch_map(dev, d, AxpyV<T>{(CT)c->params->scalar[0]}, "axpy kernel", (T *)cu_ptr(o),
+                      (const T *)cu_ptr(x), (const T *)cu_ptr(y));
 }
 
 em_status cu_k_axpy(void *vdev, const em_op_call *c)
@@ -337,16 +341,11 @@ template <int OP, class CT, class UT> __device__ __forceinline__ CT uop(CT x, CT
     else return m_erf(x); /* ERF */
 }
 
-template <int OP, class T> struct UnF {
+template <int OP, class T> struct UnV {
     typedef typename Tr<T>::CT CT;
     typedef typename Tr<T>::UT UT;
-    T *o;
-    const T *a;
     CT pa, pb;
-    __device__ void operator()(const int64_t *off, int64_t) const
-    {
-        o[off[0]] = sv<T>(uop<OP, CT, UT>(ld<T>(a[off[1]]), pa, pb));
-    }
+    __device__ __forceinline__ T operator()(T a) const { return sv<T>(uop<OP, CT, UT>(ld<T>(a), pa, pb)); }
 };
 
 template <int OP, class T> static em_status un_run(cu_device *dev, const em_op_call *c)
@@ -354,9 +353,8 @@ template <int OP, class T> static em_status un_run(cu_device *dev, const em_op_c
     typedef typename Tr<T>::CT CT;
     const em_tdesc *o = &c->out[0], *x = &c->in[0];
     const em_tdesc *d[2] = {o, x};
-    UnF<OP, T> f{(T *)cu_ptr(o), (const T *)cu_ptr(x), (CT)c->params->scalar[0],
-                 (CT)c->params->scalar[1]};
-    return launch<2>(dev, d, f, "unary kernel");
+    UnV<OP, T> f{(CT)c->params->scalar[0], (CT)c->params->scalar[1]};
+    return launch_map(dev, d, f, "unary kernel", (T *)cu_ptr(o), (const T *)cu_ptr(x));
 }
 
 template <class T> static em_status un_dt(cu_device *dev, const em_op_call *c)
@@ -411,5 +409,47 @@ em_status cu_k_unary(void *vdev, const em_op_call *c)
     case EM_I32: return un_dt<int32_t>(dev, c);
     case EM_I64: return un_dt<int64_t>(dev, c);
     default: return un_dt<bool_t>(dev, c);
+    }
+}
+
+/* ---------------- relu_backward: out = y > 0 ? g : 0 (ABI 1.4) ----------- */
+
+/* g passes through unconverted (bit-exact); NaN y gives 0. */
+template <class T> struct ReluBwdV {
+    __device__ __forceinline__ T operator()(T g, T y) const
+    {
+        return ld<T>(y) > 0 ? g : sv<T>(0.0f);
+    }
+};
+
+template <class T> static em_status relu_bwd_run(cu_device *dev, const em_op_call *c)
+{
+    const em_tdesc *o = &c->out[0], *g = &c->in[0], *y = &c->in[1];
+    const em_tdesc *d[3] = {o, g, y};
+    return launch_map(dev, d, ReluBwdV<T>{}, "relu_backward kernel", (T *)cu_ptr(o),
+                      (const T *)cu_ptr(g), (const T *)cu_ptr(y));
+}
+
+em_status cu_k_relu_backward(void *vdev, const em_op_call *c)
+{
+    cu_device *dev = (cu_device *)vdev;
+    em_status st = cu_check_arity(c, 2, 2, 1);
+    if (st) return st;
+    const em_tdesc *o = &c->out[0], *g = &c->in[0], *y = &c->in[1];
+    int dt = g->dtype;
+    if (y->dtype != dt || o->dtype != dt)
+        return cu_fail(EM_ERR_DTYPE, "cuda: relu_backward dtypes g %s, y %s -> %s",
+                       cu_dtype_name(dt), cu_dtype_name(y->dtype), cu_dtype_name(o->dtype));
+    if ((st = cu_check_shape("relu_backward g", g, o)) ||
+        (st = cu_check_shape("relu_backward y", y, o)))
+        return st;
+    switch (dt) {
+    case EM_F32: return relu_bwd_run<float>(dev, c);
+    case EM_F64: return relu_bwd_run<double>(dev, c);
+    case EM_F16: return relu_bwd_run<__half>(dev, c);
+    case EM_BF16: return relu_bwd_run<bf16_t>(dev, c);
+    default:
+        return cu_fail(EM_ERR_UNSUPPORTED, "cuda: no relu_backward kernel for %s",
+                       cu_dtype_name(dt));
     }
 }

@@ -11,8 +11,10 @@
  * masked_fill), cuda_reduce.cu (sum .. logsumexp), cuda_softmax.cu
  * (softmax, log_softmax), cuda_random.cu (arange, linspace, Philox random
  * ops), cuda_index.cu (cat, index_select, gather, scatter_add, one_hot and
- * the device-side index error record), cuda_blas.cu (matmul, linear
- * through cuBLAS), cuda_fused.cu (Adam step, cross-entropy rows: ABI 1.3).
+ * the device-side index error record), cuda_blas.cu (matmul, linear,
+ * linear_act: operand layouts, cuBLAS), cuda_blaslt.cu (cuBLASLt GEMMs
+ * with bias/relu epilogues, workspace, algorithm cache), cuda_fused.cu
+ * (Adam step, cross-entropy rows: ABI 1.3).
  */
 #ifndef EMBER_CUDA_INTERNAL_H
 #define EMBER_CUDA_INTERNAL_H
@@ -20,6 +22,7 @@
 #include "ember_plugin.h"
 #include "ember_plugin_util.h"
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <pthread.h>
@@ -37,6 +40,8 @@ typedef struct cu_block {
     struct cu_block *next;   /* cache list (free blocks)                      */
 } cu_block;
 
+typedef struct cu_lt cu_lt; /* cuda_blaslt.cu */
+
 typedef struct cu_device {
     int index;               /* CUDA ordinal                                  */
     cudaStream_t stream;     /* all work of this device runs on it, in order  */
@@ -46,6 +51,10 @@ typedef struct cu_device {
     size_t cached_bytes, live_bytes;
     uint64_t n_malloc, n_reuse;
     int n_sms;               /* multiprocessors (launch sizing)               */
+    int cc_major;            /* compute capability major                      */
+    int tf32;                /* EMBER_CUDA_TF32=1: TF32 for f32 GEMMs          */
+    int use_lt;              /* cuBLASLt on (EMBER_CUDA_LT=0 turns it off)     */
+    cu_lt *lt;               /* cuBLASLt handle, workspace, algo cache (lazy)  */
     /* Pinned staging for upload/download (allocated at first use): two
      * halves used in turn, each guarded by an event recorded after the
      * last copy that touched it. stage_state 0: not yet, 1: ok, -1: the
@@ -136,7 +145,8 @@ em_status cu_k_binary(void *dev, const em_op_call *c);
 em_status cu_k_axpy(void *dev, const em_op_call *c);
 em_status cu_k_unary(void *dev, const em_op_call *c);
 em_status cu_k_matmul(void *dev, const em_op_call *c);
-em_status cu_k_linear(void *dev, const em_op_call *c);
+em_status cu_k_linear(void *dev, const em_op_call *c);     /* LINEAR and LINEAR_ACT */
+em_status cu_k_relu_backward(void *dev, const em_op_call *c); /* ABI 1.4 */
 /* cuda_fused.cu: fused ops of ABI 1.3 (f32, f64). */
 em_status cu_k_adam(void *dev, const em_op_call *c);
 em_status cu_k_cross_entropy(void *dev, const em_op_call *c);
@@ -154,6 +164,19 @@ em_status cu_k_index_select(void *dev, const em_op_call *c);
 em_status cu_k_gather(void *dev, const em_op_call *c);
 em_status cu_k_scatter_add(void *dev, const em_op_call *c);
 em_status cu_k_one_hot(void *dev, const em_op_call *c);
+
+/* cuda_blaslt.cu. Column-major D[m,n] = act(op(A) op(B) + beta D + bias)
+ * through cuBLASLt (f32, f16, bf16; bias NULL or m values, one per row of
+ * D, dense, in D's dtype; relu 1 applies max(v, 0)). EM_ERR_UNSUPPORTED with
+ * no message when cuBLASLt is off or has no algorithm for the case. */
+em_status cu_lt_gemm(cu_device *dev, int dt, cublasOperation_t ta, cublasOperation_t tb, int64_t m,
+                     int64_t n, int64_t k, const void *A, int64_t lda, const void *B, int64_t ldb,
+                     float beta, void *D, int64_t ldd, const void *bias, int relu);
+/* 1 when cuBLASLt's relu epilogue keeps NaN for dtype dt on dev (probed
+ * once per device and dtype); 0 when it drops it or cuBLASLt is off. */
+int cu_lt_relu_keeps_nan(cu_device *dev, int dt);
+/* Releases the cuBLASLt state (device_close, before the cache). */
+void cu_lt_release(cu_device *dev);
 
 /* Strided copy between two descriptors of the same dtype and shape, queued
  * on dev's stream (also used by the BLAS kernels). */

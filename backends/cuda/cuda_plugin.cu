@@ -1,7 +1,8 @@
 /*
  * cuda_plugin.cu — the CUDA backend's plugin face: em_plugin_init, the
- * backend table, devices (one stream and one cuBLAS handle each), the
- * caching allocator, the buffer functions and the kernel registry.
+ * backend table, devices (one stream and one cuBLAS handle each; the
+ * cuBLASLt state is made at first use by cuda_blaslt.cu), the caching
+ * allocator, the buffer functions and the kernel registry.
  *
  * Init: cudaGetDeviceCount decides. An error (no driver:
  * cudaErrorInsufficientDriver; no GPU: cudaErrorNoDevice) or zero devices
@@ -154,6 +155,7 @@ em_status cu_check_shape(const char *what, const em_tdesc *d, const em_tdesc *ou
 static int g_count;                       /* devices found at init          */
 static cudaDeviceProp g_props[CU_MAX_DEVICES];
 static int g_tf32;                        /* EMBER_CUDA_TF32=1              */
+static int g_lt = 1;                      /* EMBER_CUDA_LT=0 turns it off   */
 
 static int device_count(void) { return g_count; }
 
@@ -172,9 +174,10 @@ static em_status device_info(int index, em_plugin_device_info *info)
     cudaRuntimeGetVersion(&rt);
     cudaDriverGetVersion(&drv);
     snprintf(v.description, sizeof v.description,
-             "sm_%d%d, %d SMs, CUDA runtime %d.%d, driver %d.%d, cuBLAS; TF32 %s", p->major,
+             "sm_%d%d, %d SMs, CUDA runtime %d.%d, driver %d.%d, cuBLAS%s; TF32 %s", p->major,
              p->minor, p->multiProcessorCount, rt / 1000, (rt % 1000) / 10, drv / 1000,
-             (drv % 1000) / 10, g_tf32 ? "on (EMBER_CUDA_TF32=1)" : "off");
+             (drv % 1000) / 10, g_lt ? " + cuBLASLt" : " (cuBLASLt off)",
+             g_tf32 ? "on (EMBER_CUDA_TF32=1)" : "off");
     v.memory_bytes = (uint64_t)p->totalGlobalMem;
     v.dtype_mask = (1u << EM_DTYPE_COUNT) - 1;
     size_t n = info->struct_size;
@@ -227,6 +230,9 @@ static em_status device_open(int index, void **out)
     }
     if (st == EM_OK) {
         d->n_sms = g_props[index].multiProcessorCount;
+        d->cc_major = g_props[index].major;
+        d->tf32 = g_tf32;
+        d->use_lt = g_lt;
         cudaError_t e = cudaMalloc((void **)&d->err_dev, 256);
         if (e == cudaSuccess) e = cudaMemset(d->err_dev, 0xff, sizeof(unsigned long long));
         if (e == cudaSuccess) e = cudaMallocHost((void **)&d->err_host, 2 * sizeof(unsigned long long));
@@ -263,6 +269,7 @@ static void device_close(void *vdev)
     if (!d) return;
     cu_set_device(d);
     cudaStreamSynchronize(d->stream);
+    cu_lt_release(d); /* its workspace goes back to the cache first */
     pthread_mutex_lock(&d->lock);
     release_cache(d);
     pthread_mutex_unlock(&d->lock);
@@ -538,6 +545,7 @@ static const em_kernel_entry g_kernels[] = {
     KF(EM_OP_RECIPROCAL, cu_k_unary, 0),
     KF(EM_OP_ERF, cu_k_unary, 0),
     KA(EM_OP_SIGN, cu_k_unary),
+    KF(EM_OP_RELU_BACKWARD, cu_k_relu_backward, 0), /* ABI 1.4 */
     /* reductions and softmax */
     KA(EM_OP_SUM, cu_k_reduce),
     KF(EM_OP_MEAN, cu_k_reduce, 0),
@@ -557,9 +565,14 @@ static const em_kernel_entry g_kernels[] = {
     KA(EM_OP_SCATTER_ADD, cu_k_scatter_add),
     {EM_OP_ONE_HOT, EM_I32, 0, cu_k_one_hot},
     {EM_OP_ONE_HOT, EM_I64, 0, cu_k_one_hot},
-    /* linear algebra through cuBLAS: the core makes the inputs dense */
+    /* linear algebra: matmul through cuBLAS (cuBLASLt for 2-D f16/bf16) on
+     * dense inputs made by the core; linear takes any strides itself (a
+     * broadcast bias row becomes a cuBLASLt bias epilogue) */
     KF(EM_OP_MATMUL, cu_k_matmul, EM_KERNEL_CONTIGUOUS),
-    KF(EM_OP_LINEAR, cu_k_linear, EM_KERNEL_CONTIGUOUS),
+    KF(EM_OP_LINEAR, cu_k_linear, 0),
+    {EM_OP_LINEAR_ACT, EM_F32, 0, cu_k_linear}, /* ABI 1.4 */
+    {EM_OP_LINEAR_ACT, EM_F16, 0, cu_k_linear},
+    {EM_OP_LINEAR_ACT, EM_BF16, 0, cu_k_linear},
     /* fused (ABI 1.3): f32 and f64 */
     {EM_OP_ADAM, EM_F32, 0, cu_k_adam},
     {EM_OP_ADAM, EM_F64, 0, cu_k_adam},
@@ -631,6 +644,8 @@ EM_PLUGIN_EXPORT em_status em_plugin_init(const em_host_services *host,
     }
     const char *tf = cu_getenv("EMBER_CUDA_TF32");
     g_tf32 = tf && !strcmp(tf, "1");
+    const char *lt = cu_getenv("EMBER_CUDA_LT");
+    g_lt = !(lt && !strcmp(lt, "0"));
     g_count = count;
     int rt = 0;
     cudaRuntimeGetVersion(&rt);

@@ -27,6 +27,7 @@
  */
 #include "vk_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,14 +102,47 @@ static em_status create_pipelines(vk_device *d)
                                      .pPoolSizes = &ps};
     VK_CHECK(d, vkCreateDescriptorPool(d->dev, &dp, NULL, &d->desc_pool));
     /* Every shader's module, created once; wide variants only where the device
-     * has 64-bit integer and float arithmetic. Pipelines: vk_pipeline. */
+     * has 64-bit integer and float arithmetic. Each gets the float-control
+     * execution modes the device supports (vk_spirv.c; 64-bit ones only in the
+     * wide shaders). Pipelines: vk_pipeline. */
+    vk_fc_mode fc[2][VK_FC_MAX_MODES];
+    int n_fc[2];
+    for (int w = 0; w < 2; w++) n_fc[w] = vk_fc_modes(d->phys, w, fc[w]);
+    vk_fc_describe(fc[0], n_fc[0], d->fc_note, sizeof d->fc_note);
     for (int s = 0; s < VK_SH_COUNT; s++) {
-        if (vk_shaders[s].wide && !d->wide) continue;
+        int w = vk_shaders[s].wide;
+        if (w && !d->wide) continue;
+        uint32_t *patched = NULL;
+        size_t n_words = vk_shaders[s].bytes / 4;
+        if (n_fc[w] > 0) {
+            patched = vk_spirv_add_modes(vk_shaders[s].words, n_words, fc[w], n_fc[w], &n_words);
+            if (!patched)
+                return vk_fail(EM_ERR_BACKEND, "vulkan: cannot add float controls to %s",
+                               vk_shaders[s].name);
+        }
         VkShaderModuleCreateInfo smi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
-                                        .codeSize = vk_shaders[s].bytes,
-                                        .pCode = vk_shaders[s].words};
-        VK_CHECK(d, vkCreateShaderModule(d->dev, &smi, NULL, &d->mods[s]));
+                                        .codeSize = n_words * 4,
+                                        .pCode = patched ? patched : vk_shaders[s].words};
+        VkResult r = vkCreateShaderModule(d->dev, &smi, NULL, &d->mods[s]);
+        free(patched);
+        if (r != VK_SUCCESS) return vk_fail_result(d, r, "vkCreateShaderModule");
     }
+    /* "shader execution modes: M 32, ...; wide shaders: M 32, M 64, ... (note)"
+     * (tests/vulkan/test_vulkan_kernels.c reads this line) */
+    char modes[2][160];
+    for (int w = 0; w < 2; w++) {
+        size_t k = 0;
+        modes[w][0] = 0;
+        for (int i = 0; i < n_fc[w] && k < sizeof modes[w]; i++)
+            k += (size_t)snprintf(modes[w] + k, sizeof modes[w] - k, "%s%s %u", i ? ", " : "",
+                                  fc[w][i].mode == VK_SPV_DENORM_PRESERVE
+                                      ? "DenormPreserve"
+                                      : "SignedZeroInfNanPreserve",
+                                  fc[w][i].width);
+    }
+    vk_log(EM_LOG_INFO, "%s: shader execution modes: %s; wide shaders: %s (%s)",
+           d->props.deviceName, modes[0][0] ? modes[0] : "none",
+           !d->wide ? "not used" : modes[1][0] ? modes[1] : "none", d->fc_note);
     return EM_OK;
 }
 

@@ -10,7 +10,8 @@
  * vk_ops_index.c (cat, index_select, gather, scatter_add, one_hot),
  * vk_ops_generate.c (arange, linspace, Philox random ops), vk_shaders.c
  * (SPIR-V words generated at build time from shaders/NAME.comp into the
- * build folder).
+ * build folder), vk_spirv.c (float controls: the execution modes added to
+ * each module where the device supports them).
  *
  * The argument-word layouts below (EW_*, RD_*, SM_*, MM_*, IX_*, GN_*) are
  * the host half of the layouts documented at the top of each shader; the
@@ -178,11 +179,29 @@ typedef struct vk_device {
     VkDescriptorSetLayout set_layout;
     VkPipelineLayout pipe_layout;
     VkShaderModule mods[VK_SH_COUNT];
+    char fc_note[96]; /* vk_fc_describe of the modes the narrow modules got */
     struct vk_pipe_entry *pipes; /* VK_PIPE_SLOTS, allocated on first use */
     uint32_t n_pipes;
 
     struct vk_buffer *check; /* 256 bytes for index validation results */
 } vk_device;
+
+/* vk_spirv.c: float controls (SPIR-V execution modes added per device) */
+#define VK_SPV_DENORM_PRESERVE 4459u
+#define VK_SPV_SZ_INF_NAN_PRESERVE 4461u
+#define VK_FC_MAX_MODES 4
+typedef struct vk_fc_mode {
+    uint32_t mode, width;
+} vk_fc_mode;
+/* The modes the device supports for a shader (wide: 64-bit floats too). */
+int vk_fc_modes(VkPhysicalDevice phys, int wide, vk_fc_mode modes[VK_FC_MAX_MODES]);
+int vk_fc_has(const vk_fc_mode *modes, int n, uint32_t mode, uint32_t width);
+/* A malloc'd copy of the module with the capabilities and execution modes added;
+ * NULL if the words are not a module it understands (or out of memory). */
+uint32_t *vk_spirv_add_modes(const uint32_t *words, size_t n_words, const vk_fc_mode *modes,
+                             int n_modes, size_t *out_words);
+/* "float controls: NaN/inf/-0 preserved, f32 subnormals preserved|may flush" */
+void vk_fc_describe(const vk_fc_mode *modes, int n, char *buf, size_t size);
 
 /* vk_plugin.c */
 em_status vk_fail(em_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -272,17 +272,22 @@ static em_status device_info(int index, em_plugin_device_info *info)
     default: v.type = EM_DEVICE_OTHER; break;
     }
     snprintf(v.name, sizeof v.name, "%.127s", p.deviceName);
+    /* The float controls the shaders get on this device (vk_spirv.c): tests read
+     * "f32 subnormals may flush" to know a subnormal result may come back 0. */
+    vk_fc_mode fc[VK_FC_MAX_MODES];
+    char fc_note[96];
+    vk_fc_describe(fc, vk_fc_modes(g_phys[index], 0, fc), fc_note, sizeof fc_note);
     uint64_t mem = 0;
     for (uint32_t i = 0; i < m.memoryHeapCount; i++)
         if (m.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) mem += m.memoryHeaps[i].size;
     v.memory_bytes = mem;
     snprintf(v.description, sizeof v.description,
              "Vulkan %u.%u.%u, driver 0x%x, vendor 0x%04x device 0x%04x; max binding %llu MiB; "
-             "validation %s",
+             "validation %s; %s",
              VK_API_VERSION_MAJOR(p.apiVersion), VK_API_VERSION_MINOR(p.apiVersion),
              VK_API_VERSION_PATCH(p.apiVersion), p.driverVersion, p.vendorID, p.deviceID,
              (unsigned long long)(p.limits.maxStorageBufferRange >> 20),
-             g_validation ? "on" : "off");
+             g_validation ? "on" : "off", fc_note);
     /* f16/bf16/bool need no device feature (the shaders convert bits by hand);
      * i64/f64 arithmetic needs shaderInt64+shaderFloat64 (without them those
      * tensors still live here but their arithmetic runs on the CPU). */

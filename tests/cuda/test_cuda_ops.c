@@ -2,7 +2,8 @@
  * test_cuda_ops.c — a first check of the CUDA kernels: a few ops on cuda:0
  * against the same ops on cpu:0 (same inputs, uploaded to both devices).
  * Exits 77 (skipped) when em_device_find("cuda") fails: no GPU or no driver.
- * Covers elementwise ops, matmul/linear, comparisons, where/clamp/
+ * Covers elementwise ops, matmul/linear (bf16 with the cuBLASLt bias
+ * epilogue, addmm, a transposed x view), comparisons, where/clamp/
  * masked_fill, reductions (last dim, a non-last dim, all dims, strided and
  * permuted inputs, ties and NaN for argmax/argmin, splits of long reduced
  * ranges), softmax/log_softmax (short and > 1024-element rows, along a
@@ -367,6 +368,22 @@ int main(void)
     compare("linear + bias",
             em_linear(on(g_cuda, v3, 2, sx), on(g_cuda, v2, 2, sw), on(g_cuda, vb, 1, sbias)),
             em_linear(on(g_cpu, v3, 2, sx), on(g_cpu, v2, 2, sw), on(g_cpu, vb, 1, sbias)), 1e-4);
+    /* cuBLASLt: bf16 linear with the bias epilogue; addmm (w as a transposed view, a full
+     * [M,N] bias added with beta 1); a linear on a transposed x view (no copy) */
+    compare("linear bf16 + bias",
+            em_linear(em_cast(on(g_cuda, v3, 2, sx), EM_BF16), em_cast(on(g_cuda, v2, 2, sw), EM_BF16),
+                      em_cast(on(g_cuda, vb, 1, sbias), EM_BF16)),
+            em_linear(em_cast(on(g_cpu, v3, 2, sx), EM_BF16), em_cast(on(g_cpu, v2, 2, sw), EM_BF16),
+                      em_cast(on(g_cpu, vb, 1, sbias), EM_BF16)), 2e-2);
+    int64_t sxt[2] = {8, 16}, smn[2] = {16, 5};
+    compare("addmm [16,5] + [16,8] x [8,5]",
+            em_addmm(on(g_cuda, v3, 2, smn), on(g_cuda, v3, 2, sx), on(g_cuda, v2, 2, s2)),
+            em_addmm(on(g_cpu, v3, 2, smn), on(g_cpu, v3, 2, sx), on(g_cpu, v2, 2, s2)), 1e-4);
+    compare("linear x^T view + bias",
+            em_linear(em_transpose(on(g_cuda, v3, 2, sxt), 0, 1), on(g_cuda, v2, 2, sw),
+                      on(g_cuda, vb, 1, sbias)),
+            em_linear(em_transpose(on(g_cpu, v3, 2, sxt), 0, 1), on(g_cpu, v2, 2, sw),
+                      on(g_cpu, vb, 1, sbias)), 1e-4);
 
     test_compare_select();
     test_reduce();

@@ -18,12 +18,22 @@
  *             modulo 4 (narrow views), in-place forms, binary, scalar, unary,
  *             AXPY, CLAMP, COPY, FILL, RELU_BACKWARD (NaN, -0, +0 in y; also
  *             strided and f64 where the device has it).
+ *   float controls  the SPIR-V execution modes the plugin adds to its shaders
+ *             (its INFO log line "shader execution modes: ...") and the device
+ *             description's "float controls: ..." agree with the device's
+ *             VkPhysicalDeviceFloatControlsProperties queried here (lavapipe:
+ *             SignedZeroInfNanPreserve yes, DenormPreserve no); RELU, CLAMP and
+ *             the relu of LINEAR_ACT (every matmul shader) on NaN (both signs),
+ *             +-0, +-inf and +-subnormals, bit for bit as the CPU backend (a
+ *             subnormal result may be 0 only where the description says "f32
+ *             subnormals may flush").
  * Runs with the validation layer on (CTest sets EMBER_VULKAN_VALIDATION=1):
  * a validation message fails the op that caused it. Exit 77 without a device.
  */
 #include "ember_plugin.h"
 
 #include <dlfcn.h>
+#include <vulkan/vulkan.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -52,10 +62,18 @@ static em_status h_set_error(em_status st, const char *fmt, ...)
     va_end(ap);
     return st;
 }
+static char g_fc_line[512]; /* the plugin's "shader execution modes: ..." log line */
 static void h_log(int level, const char *plugin, const char *fmt, ...)
 {
-    if (level > EM_LOG_WARN) return;
     va_list ap;
+    if (level > EM_LOG_WARN) {
+        char line[512];
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+        if (strstr(line, "shader execution modes:")) snprintf(g_fc_line, sizeof g_fc_line, "%s", line);
+        return;
+    }
     va_start(ap, fmt);
     printf("[%s] ", plugin);
     vprintf(fmt, ap);
@@ -466,6 +484,166 @@ static void test_elementwise(void)
     }
 }
 
+/* ---------------- float controls and NaN / -0 / subnormal selects ------------------ */
+
+static int g_may_flush; /* the description says "f32 subnormals may flush" */
+
+/* got vs want bit for bit (any NaN for NaN); a subnormal want may come back as a zero of
+ * the same sign only where the device may flush subnormals. */
+static int same_f32(float got, float want)
+{
+    uint32_t g, w;
+    memcpy(&g, &got, 4);
+    memcpy(&w, &want, 4);
+    if (want != want) return got != got;
+    if (g == w) return 1;
+    return g_may_flush && fpclassify(want) == FP_SUBNORMAL && (g & 0x7fffffffu) == 0 &&
+           (g >> 31) == (w >> 31);
+}
+
+static void test_float_controls(void)
+{
+    /* what the device reports, queried here (the plugin's device 0: the first
+     * Vulkan 1.2 device, matched by name) */
+    em_plugin_device_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    EXPECT(T->device_info(0, &info) == EM_OK, "device_info");
+    VkApplicationInfo ai = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
+                            .apiVersion = VK_API_VERSION_1_2};
+    VkInstanceCreateInfo ici = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
+                                .pApplicationInfo = &ai};
+    VkInstance inst;
+    VkPhysicalDeviceFloatControlsProperties fc = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FLOAT_CONTROLS_PROPERTIES};
+    int found = 0;
+    if (vkCreateInstance(&ici, NULL, &inst) == VK_SUCCESS) {
+        VkPhysicalDevice ph[16];
+        uint32_t n = 16;
+        vkEnumeratePhysicalDevices(inst, &n, ph);
+        for (uint32_t i = 0; i < n && !found; i++) {
+            VkPhysicalDeviceProperties2 p2 = {
+                .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &fc};
+            vkGetPhysicalDeviceProperties2(ph[i], &p2);
+            found = p2.properties.apiVersion >= VK_API_VERSION_1_2 &&
+                    !strcmp(p2.properties.deviceName, info.name);
+        }
+        vkDestroyInstance(inst, NULL);
+    }
+    EXPECT(found, "float controls: device %s not found by the test", info.name);
+    if (!found) return;
+    int wide = (info.dtype_mask >> EM_F64) & 1;
+    int ind = fc.denormBehaviorIndependence;
+    int sz32 = fc.shaderSignedZeroInfNanPreserveFloat32, sz64 = wide && fc.shaderSignedZeroInfNanPreserveFloat64;
+    int dp32 = fc.shaderDenormPreserveFloat32 && ind != VK_SHADER_FLOAT_CONTROLS_INDEPENDENCE_NONE;
+    int dp64 = wide && fc.shaderDenormPreserveFloat64 && ind == VK_SHADER_FLOAT_CONTROLS_INDEPENDENCE_ALL;
+    printf("float controls reported: denormBehaviorIndependence %d, DenormPreserve 16/32/64 %d %d %d, "
+           "SignedZeroInfNanPreserve 16/32/64 %d %d %d\n", ind, fc.shaderDenormPreserveFloat16,
+           fc.shaderDenormPreserveFloat32, fc.shaderDenormPreserveFloat64,
+           fc.shaderSignedZeroInfNanPreserveFloat16, fc.shaderSignedZeroInfNanPreserveFloat32,
+           fc.shaderSignedZeroInfNanPreserveFloat64);
+    printf("plugin: %s\n", g_fc_line[0] ? g_fc_line : "(no execution-modes line)");
+    EXPECT(g_fc_line[0], "no \"shader execution modes\" log line from the plugin");
+    /* "shader execution modes: <narrow shaders' modes>; wide shaders: <theirs> (...)" */
+    char narrow[512], widem[512] = "";
+    snprintf(narrow, sizeof narrow, "%s", g_fc_line);
+    char *ws = strstr(narrow, "; wide shaders:");
+    if (ws) snprintf(widem, sizeof widem, "%s", ws), *ws = 0;
+    EXPECT(!!strstr(narrow, "SignedZeroInfNanPreserve 32") == sz32,
+           "SignedZeroInfNanPreserve 32 (device %d): %s", sz32, g_fc_line);
+    EXPECT(!!strstr(narrow, "DenormPreserve 32") == dp32, "DenormPreserve 32 (device %d): %s",
+           dp32, g_fc_line);
+    if (wide && !strstr(widem, "not used")) { /* not used: EMBER_VULKAN_NARROW=1 */
+        EXPECT(!!strstr(widem, "SignedZeroInfNanPreserve 32") == sz32 &&
+                   !!strstr(widem, "SignedZeroInfNanPreserve 64") == sz64,
+               "SignedZeroInfNanPreserve 32/64 in wide shaders (device %d %d): %s", sz32, sz64,
+               g_fc_line);
+        EXPECT(!!strstr(widem, "DenormPreserve 32") == dp32 &&
+                   !!strstr(widem, "DenormPreserve 64") == dp64,
+               "DenormPreserve 32/64 in wide shaders (device %d %d): %s", dp32, dp64, g_fc_line);
+    }
+    EXPECT(strstr(info.description, dp32 ? "f32 subnormals preserved" : "f32 subnormals may flush") != NULL,
+           "description: %s", info.description);
+    g_may_flush = strstr(info.description, "f32 subnormals may flush") != NULL;
+
+    /* RELU and CLAMP on special values, bit for bit as the CPU backend */
+    const float sub = 1e-40f, nan_ = NAN;
+    float nnan;
+    uint32_t nb = 0xffc00001u;
+    memcpy(&nnan, &nb, 4);
+    const float sv[] = {nan_, nnan, 0.0f, -0.0f, sub, -sub, INFINITY, -INFINITY, 1.5f, -1.5f,
+                        0.5f, 3e-39f, -3e-39f, 2.0f};
+    enum { NS = sizeof sv / sizeof sv[0] };
+    static const double bounds[][2] = {{0.0, 1.0}, {-1.0, 2e-40}, {-0.0, 0.0}, {NAN, 1.0}};
+    for (int v = 0; v < 1 + 4; v++) {
+        int op = v == 0 ? EM_OP_RELU : EM_OP_CLAMP;
+        for (int len = NS; len <= 4 * NS; len += 3 * NS) { /* also the vec4 path */
+            dbuf X = dalloc((size_t)len, 4), O = dalloc((size_t)len, 4);
+            for (int i = 0; i < len; i++) fh(&X)[i] = sv[i % NS];
+            dup_(&X);
+            int64_t sh[1] = {len}, st[1] = {1};
+            em_tdesc in = desc(&X, EM_F32, 1, sh, st, 0), out = desc(&O, EM_F32, 1, sh, st, 0);
+            em_op_params p = {.struct_size = sizeof p};
+            if (v) p.scalar[0] = bounds[v - 1][0], p.scalar[1] = bounds[v - 1][1];
+            float got[4 * NS];
+            em_status s = run(op, EM_F32, &in, 1, &out, &p);
+            if (!s) s = ddown(&O, got);
+            EXPECT(s == EM_OK, "%s special: status %d", v ? "clamp" : "relu", s);
+            int bad = 0;
+            for (int i = 0; i < len && !s; i++) {
+                float x = sv[i % NS], want;
+                if (!v) want = x < 0 ? 0 : x;
+                else {
+                    float lo = (float)p.scalar[0], hi = (float)p.scalar[1];
+                    want = x < lo ? lo : x;
+                    want = want > hi ? hi : want;
+                }
+                if (!same_f32(got[i], want) && bad++ < 4)
+                    printf("  %s [%g, %g] (%g): got %g want %g\n", v ? "clamp" : "relu",
+                           p.scalar[0], p.scalar[1], x, got[i], want);
+            }
+            EXPECT(bad == 0, "%s special values (bounds %d, n %d): %d wrong", v ? "clamp" : "relu",
+                   v, len, bad);
+            dfree(&X), dfree(&O);
+        }
+    }
+
+    /* LINEAR_ACT relu: x [NS,1] x w [1,1] = 1, bias -0.0 (0 + x * 1 + -0: NaN, inf and
+     * subnormals pass, -0 becomes +0 through the sum) */
+    static const char *modes[] = {NULL, "generic", "tile64", "tile128"};
+    for (int mi = 0; mi < 4; mi++) {
+        if (modes[mi]) setenv("EMBER_VULKAN_MATMUL", modes[mi], 1);
+        else unsetenv("EMBER_VULKAN_MATMUL");
+        dbuf X = dalloc(NS, 4), W = dalloc(1, 4), Bi = dalloc(1, 4), O = dalloc(NS, 4);
+        for (int i = 0; i < NS; i++) fh(&X)[i] = sv[i];
+        fh(&W)[0] = 1.0f;
+        fh(&Bi)[0] = -0.0f;
+        dup_(&X), dup_(&W), dup_(&Bi);
+        int64_t xs[2] = {NS, 1}, xst[2] = {1, 1}, ws[2] = {1, 1}, os[2] = {NS, 1}, bst[2] = {0, 0};
+        em_tdesc in3[3] = {desc(&X, EM_F32, 2, xs, xst, 0), desc(&W, EM_F32, 2, ws, xst, 0),
+                           desc(&Bi, EM_F32, 2, os, bst, 0)};
+        em_tdesc o3 = desc(&O, EM_F32, 2, os, xst, 0);
+        em_op_params p3 = {.struct_size = sizeof p3, .flag = 1};
+        float got[NS];
+        em_status s = run(EM_OP_LINEAR_ACT, EM_F32, in3, 3, &o3, &p3);
+        if (!s) s = ddown(&O, got);
+        EXPECT(s == EM_OK, "linear_act special (%s): status %d", modes[mi] ? modes[mi] : "auto", s);
+        int bad = 0;
+        for (int i = 0; i < NS && !s; i++) {
+            float want = (0.0f + sv[i] * 1.0f) + -0.0f; /* the sum starts at +0 */
+            want = want < 0 ? 0 : want;
+            if (!same_f32(got[i], want) && bad++ < 4)
+                printf("  linear_act relu %s (%g): got %g want %g\n", modes[mi] ? modes[mi] : "auto",
+                       sv[i], got[i], want);
+        }
+        EXPECT(bad == 0, "linear_act relu special values (%s): %d wrong",
+               modes[mi] ? modes[mi] : "auto", bad);
+        dfree(&X), dfree(&W), dfree(&Bi), dfree(&O);
+    }
+    unsetenv("EMBER_VULKAN_MATMUL");
+    printf("float controls: %s\n", g_fail ? "FAILED" : "ok");
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -485,6 +663,7 @@ int main(int argc, char **argv)
     }
     test_matmul();
     test_elementwise();
+    test_float_controls();
     EXPECT(T->synchronize(g_dev) == EM_OK, "synchronize");
     T->device_close(g_dev);
     if (T->shutdown) T->shutdown();
