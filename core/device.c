@@ -114,9 +114,9 @@ em_status em_device_synchronize(em_device *device)
 {
     if (!device) return em__null_arg("em_device_synchronize", "device");
     unsigned serial = em__error_serial();
-    pthread_mutex_lock(&device->lock);
+    em__device_lock(&device->lock);
     em_status st = device->backend->table.synchronize(device->ctx);
-    pthread_mutex_unlock(&device->lock);
+    em__device_unlock(&device->lock);
     if (st == EM_OK) return EM_OK;
     if (em__error_serial() == serial)
         return em__fail(st, "em_device_synchronize(%s): the backend failed without a message",

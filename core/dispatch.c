@@ -166,9 +166,9 @@ static void describe_call(char *buf, size_t cap, const char *name, const em_devi
 
 static em_status temp_alloc(em_device *dev, size_t bytes, void **buf)
 {
-    pthread_mutex_lock(&dev->lock);
+    em__device_lock(&dev->lock);
     em_status st = dev->backend->table.buffer_alloc(dev->ctx, bytes ? bytes : 1, buf);
-    pthread_mutex_unlock(&dev->lock);
+    em__device_unlock(&dev->lock);
     if (st != EM_OK) em__error_prefix("allocating a %zu-byte temporary on %s: ", bytes, dev->name);
     return st;
 }
@@ -208,9 +208,9 @@ static em_status call_kernel(const char *name, em_device *dev, em_kernel_fn fn,
                              const em_op_call *call)
 {
     unsigned serial = em__error_serial();
-    pthread_mutex_lock(&dev->lock);
+    em__device_lock(&dev->lock);
     em_status st = fn(dev->ctx, call);
-    pthread_mutex_unlock(&dev->lock);
+    em__device_unlock(&dev->lock);
     if (st == EM_OK) return EM_OK;
     if (em__error_serial() == serial)
         em__fail(st, "the %s kernel of backend '%s' failed without a message", op_name(call->op),
@@ -268,15 +268,15 @@ em_status em__move_bytes(em_device *from, void *from_buf, size_t from_off, em_de
 {
     void *host = malloc(bytes ? bytes : 1);
     if (!host) return em__fail(EM_ERR_OUT_OF_MEMORY, "out of host memory staging %zu bytes", bytes);
-    pthread_mutex_lock(&from->lock);
+    em__device_lock(&from->lock);
     em_status st = from->backend->table.buffer_download(from->ctx, from_buf, from_off, host, bytes);
-    pthread_mutex_unlock(&from->lock);
+    em__device_unlock(&from->lock);
     if (st != EM_OK) {
         em__error_prefix("download from %s: ", from->name);
     } else {
-        pthread_mutex_lock(&to->lock);
+        em__device_lock(&to->lock);
         st = to->backend->table.buffer_upload(to->ctx, to_buf, to_off, host, bytes);
-        pthread_mutex_unlock(&to->lock);
+        em__device_unlock(&to->lock);
         if (st != EM_OK) em__error_prefix("upload to %s: ", to->name);
     }
     free(host);

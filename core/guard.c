@@ -33,9 +33,9 @@ static em_status fill(em_device *dev, void *buffer, size_t offset)
 {
     unsigned char pat[EM_GUARD_BYTES];
     memset(pat, GUARD_PATTERN, sizeof pat);
-    pthread_mutex_lock(&dev->lock);
+    em__device_lock(&dev->lock);
     em_status st = dev->backend->table.buffer_upload(dev->ctx, buffer, offset, pat, sizeof pat);
-    pthread_mutex_unlock(&dev->lock);
+    em__device_unlock(&dev->lock);
     return st;
 }
 
@@ -77,9 +77,9 @@ void em__guard_forget(em_device *dev, void *buffer)
 static long changed_bytes(em_device *dev, void *buffer, size_t offset)
 {
     unsigned char got[EM_GUARD_BYTES];
-    pthread_mutex_lock(&dev->lock);
+    em__device_lock(&dev->lock);
     em_status st = dev->backend->table.buffer_download(dev->ctx, buffer, offset, got, sizeof got);
-    pthread_mutex_unlock(&dev->lock);
+    em__device_unlock(&dev->lock);
     if (st != EM_OK) return -1;
     long n = 0;
     for (size_t i = 0; i < sizeof got; i++) n += got[i] != GUARD_PATTERN;

@@ -8,6 +8,7 @@
  *   dtype.c     dtype names, sizes, promotion
  *   loader.c    plugin discovery, dlopen, ABI checks, EMBER_BACKEND selection
  *   device.c    the device list and em_device_* API
+ *   device_lock.c  the first-come-first-served lock around plugin calls
  *   tensor.c    tensor/storage structs, refcounts, scopes, metadata, host I/O
  *   views.c     reshape/transpose/... (metadata only)
  *   dispatch.c  kernel lookup, contiguity, CPU fallback, running an op
@@ -45,13 +46,27 @@ struct em_backend {
     int device_count;
 };
 
+/* The per-device lock around plugin calls, first come first served
+ * (device_lock.c). */
+typedef struct em_device_lock {
+    pthread_mutex_t mu;
+    pthread_cond_t turn;
+    uint64_t next, serving;           /* tickets handed out / now served      */
+    int waiting;
+} em_device_lock;
+
+EM_INTERNAL void em__device_lock_init(em_device_lock *l);
+EM_INTERNAL void em__device_lock_destroy(em_device_lock *l);
+EM_INTERNAL void em__device_lock(em_device_lock *l);
+EM_INTERNAL void em__device_unlock(em_device_lock *l);
+
 struct em_device {
     em_backend *backend;
     int index;                        /* within the backend                   */
     void *ctx;                        /* plugin's device context (device_open)*/
     char name[96];                    /* "cpu:0"                              */
     em_plugin_device_info info;
-    pthread_mutex_t lock;             /* serialises calls into the plugin     */
+    em_device_lock lock;              /* serialises calls into the plugin     */
 };
 
 /* Loads plugins once (a mutex and a flag, so em_shutdown can reset it);

@@ -551,7 +551,7 @@ refuse:
 static void close_device(em_device *d)
 {
     if (d->ctx) d->backend->table.device_close(d->ctx);
-    pthread_mutex_destroy(&d->lock);
+    em__device_lock_destroy(&d->lock);
     free(d);
 }
 
@@ -612,7 +612,7 @@ static bool register_backend(em_backend *b)
             d->info.type = EM_DEVICE_OTHER;
         }
         if (!d->info.name[0]) snprintf(d->info.name, sizeof d->info.name, "%s", d->name);
-        pthread_mutex_init(&d->lock, NULL);
+        em__device_lock_init(&d->lock);
         opened[n_opened++] = d;
     }
     if (n_opened == 0) {

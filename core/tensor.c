@@ -232,9 +232,9 @@ static em_storage *storage_create(em_device *dev, size_t nbytes)
     s->version = 0;
     s->guarded = false;
     if (nbytes > 0) {
-        pthread_mutex_lock(&dev->lock);
+        em__device_lock(&dev->lock);
         em_status st = dev->backend->table.buffer_alloc(dev->ctx, nbytes, &s->buffer);
-        pthread_mutex_unlock(&dev->lock);
+        em__device_unlock(&dev->lock);
         if (st != EM_OK || !s->buffer) {
             if (st == EM_OK) st = EM_ERR_OUT_OF_MEMORY;
             em__error_prefix("allocating %zu bytes on %s: ", nbytes, dev->name);
@@ -430,10 +430,10 @@ em_tensor *em_tensor_from_data(const void *data, em_dtype dtype, int ndim, const
             em__null_arg(name, "data");
             return NULL;
         }
-        pthread_mutex_lock(&device->lock);
+        em__device_lock(&device->lock);
         em_status st = device->backend->table.buffer_upload(
             device->ctx, t->storage->buffer, (size_t)t->offset * em_dtype_size(dtype), data, bytes);
-        pthread_mutex_unlock(&device->lock);
+        em__device_unlock(&device->lock);
         if (st != EM_OK) {
             em__error_prefix("%s: upload of %zu bytes to %s: ", name, bytes, device->name);
             em_tensor_release(t);
@@ -495,10 +495,10 @@ em_status em_tensor_read(const em_tensor *t, void *dst, size_t dst_bytes)
     if (!c) return em_last_status();
     em_device *dev = c->storage->device;
     size_t esz = em_dtype_size(c->dtype);
-    pthread_mutex_lock(&dev->lock);
+    em__device_lock(&dev->lock);
     em_status st = dev->backend->table.buffer_download(dev->ctx, c->storage->buffer,
                                                        (size_t)c->offset * esz, dst, bytes);
-    pthread_mutex_unlock(&dev->lock);
+    em__device_unlock(&dev->lock);
     if (st != EM_OK) em__error_prefix("%s: download from %s: ", name, dev->name);
     em_tensor_release(c);
     return st;
