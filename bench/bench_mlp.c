@@ -103,58 +103,68 @@ __attribute__((noinline, noipa)) static int profile_steps(em_module *model, em_o
     return ok;
 }
 
-static int run_profile(int batch, int n)
+/* One training set-up: the model, SGD over its parameters, a fixed batch. */
+typedef struct mlp_run {
+    em_module *model;
+    em_tensor_dict *params;
+    em_optimizer *opt;
+    em_tensor *x, *y;
+} mlp_run;
+
+/* Builds r for `batch` samples; 0 (with Ember's error pending) on failure. */
+static int mlp_setup(mlp_run *r, int batch)
 {
     em_manual_seed(0);
-    em_module *model = make_model();
-    em_tensor_dict *params = model ? em_module_named_parameters(model) : NULL;
-    int np = params ? em_tensor_dict_count(params) : 0;
+    r->model = make_model();
+    r->params = r->model ? em_module_named_parameters(r->model) : NULL;
+    int np = r->params ? em_tensor_dict_count(r->params) : 0;
     em_tensor *plist[16];
     em_scope_begin();
-    for (int i = 0; i < np && i < 16; i++) plist[i] = em_tensor_dict_at(params, i);
+    for (int i = 0; i < np && i < 16; i++) plist[i] = em_tensor_dict_at(r->params, i);
     em_sgd_options so = em_sgd_defaults(0.01);
-    em_optimizer *opt = params ? em_sgd_create(np, plist, &so) : NULL;
+    r->opt = r->params ? em_sgd_create(np, plist, &so) : NULL;
     em_scope_end();
-    em_tensor *x = em_randn(NULL, EM_F32, EM_SHAPE(batch, 784), NULL);
-    em_tensor *y = em_randint(NULL, 0, 10, EM_I64, EM_SHAPE(batch), NULL);
-    int ok = opt && x && y;
-    for (int i = 0; i < 5 && ok; i++) ok = step(model, opt, x, y); /* warm-up (not counted) */
+    r->x = em_randn(NULL, EM_F32, EM_SHAPE(batch, 784), NULL);
+    r->y = em_randint(NULL, 0, 10, EM_I64, EM_SHAPE(batch), NULL);
+    return r->opt && r->x && r->y;
+}
+
+static void mlp_teardown(mlp_run *r)
+{
+    em_tensor_release(r->x);
+    em_tensor_release(r->y);
+    em_optimizer_destroy(r->opt);
+    em_tensor_dict_destroy(r->params);
+    em_module_destroy(r->model);
+    memset(r, 0, sizeof *r);
+}
+
+static int run_profile(int batch, int n)
+{
+    mlp_run m;
+    int ok = mlp_setup(&m, batch);
+    for (int i = 0; i < 5 && ok; i++) ok = step(m.model, m.opt, m.x, m.y); /* warm-up (not counted) */
     double t0 = now_s();
-    if (ok) ok = profile_steps(model, opt, x, y, n);
+    if (ok) ok = profile_steps(m.model, m.opt, m.x, m.y, n);
     double dt = now_s() - t0;
     if (ok) printf("profile: batch %d, %d steps, %.1f us/step\n", batch, n, dt / n * 1e6);
     else fprintf(stderr, "ember-bench-mlp: profile failed: %s\n", em_last_error());
-    em_tensor_release(x);
-    em_tensor_release(y);
-    em_optimizer_destroy(opt);
-    em_tensor_dict_destroy(params);
-    em_module_destroy(model);
+    mlp_teardown(&m);
     return ok;
 }
 
 static int bench_batch(int bi)
 {
     const int batch = k_batches[bi];
-    em_manual_seed(0);
-    em_module *model = make_model();
-    em_tensor_dict *params = model ? em_module_named_parameters(model) : NULL;
-    int np = params ? em_tensor_dict_count(params) : 0;
-    em_tensor *plist[16];
-    em_scope_begin();
-    for (int i = 0; i < np && i < 16; i++) plist[i] = em_tensor_dict_at(params, i);
-    em_sgd_options so = em_sgd_defaults(0.01);
-    em_optimizer *opt = params ? em_sgd_create(np, plist, &so) : NULL;
-    em_scope_end();
-    em_tensor *x = em_randn(NULL, EM_F32, EM_SHAPE(batch, 784), NULL);
-    em_tensor *y = em_randint(NULL, 0, 10, EM_I64, EM_SHAPE(batch), NULL);
-    int ok = opt && x && y;
+    mlp_run m;
+    int ok = mlp_setup(&m, batch);
     if (!ok) fprintf(stderr, "ember-bench-mlp: setup failed: %s\n", em_last_error());
     double samples[16];
     const int reps = g_quick ? 5 : 11;
     int inner = 3;
     if (ok) { /* warm-up, and size the inner loop to ~50 ms */
         double t0 = now_s();
-        for (int i = 0; i < 5 && ok; i++) ok = step(model, opt, x, y);
+        for (int i = 0; i < 5 && ok; i++) ok = step(m.model, m.opt, m.x, m.y);
         ok = ok && em_device_synchronize(em_device_default()) == EM_OK;
         double per = (now_s() - t0) / 5;
         inner = per > 0 ? (int)(0.05 / per) : 3;
@@ -162,18 +172,14 @@ static int bench_batch(int bi)
     }
     for (int r = 0; r < reps && ok; r++) {
         double t0 = now_s();
-        for (int i = 0; i < inner && ok; i++) ok = step(model, opt, x, y);
+        for (int i = 0; i < inner && ok; i++) ok = step(m.model, m.opt, m.x, m.y);
         /* a GPU backend queues work: the repeat ends when the device is done */
         ok = ok && em_device_synchronize(em_device_default()) == EM_OK;
         samples[r] = batch / ((now_s() - t0) / inner);
     }
     if (ok) g_ember[bi] = stats_of(samples, reps);
     else fprintf(stderr, "ember-bench-mlp: batch %d failed: %s\n", batch, em_last_error());
-    em_tensor_release(x);
-    em_tensor_release(y);
-    em_optimizer_destroy(opt);
-    em_tensor_dict_destroy(params);
-    em_module_destroy(model);
+    mlp_teardown(&m);
     em_clear_error();
     return ok;
 }

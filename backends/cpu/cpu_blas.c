@@ -355,8 +355,11 @@ static void mm_run(mm_job *j)
     j->split_n = j->N > j->M; /* square: split M (measured a little faster) */
     j->block = j->split_n ? j->N : j->M;
     /* (memory-bound batch-1 products stay serial: split, a worker preempted
-     * on a shared machine stalls the step more than half a weight costs) */
-    if (nt > 1 && flops >= 4e6) {
+     * on a shared machine stalls the step more than half a weight costs.
+     * From 1 MFLOP up a split pays: the MLP step at batch 32, whose hidden
+     * layers are 2.1 MFLOP products, went from 316-342 to 281-305 us per step
+     * with 2 threads, `ember-bench-mlp --profile 32 3000`, alternating runs) */
+    if (nt > 1 && flops >= 1e6) {
         int64_t want = batches >= 4 * nt ? 1 : nt / gcd64(batches, nt);
         int64_t dim = j->split_n ? j->N : j->M;
         int64_t align = j->split_n ? 16 : 4;
