@@ -104,6 +104,28 @@ typedef struct lin_ctx {
     bool bias, transpose_w;
 } lin_ctx;
 
+/* One linear gradient case: x's shape, W's shape (read transposed when
+ * transpose_w), and the bias length when nbias is 1. */
+typedef struct lin_case {
+    const char *what;
+    int nx;
+    int64_t x[3];
+    int64_t w[2];
+    int nbias;
+    int64_t bias;
+    bool transpose_w;
+} lin_case;
+
+/* The leaves of case k (in[2] NULL without a bias) and its context. */
+static lin_ctx lin_leaves(const lin_case *k, em_tensor *in[3])
+{
+    lin_ctx c = {k->nbias > 0, k->transpose_w};
+    in[0] = gc_leaf(k->nx, k->x, -1, 1);
+    in[1] = gc_leaf(2, k->w, -1, 1);
+    in[2] = c.bias ? gc_leaf(1, &k->bias, -1, 1) : NULL;
+    return c;
+}
+
 static em_tensor *f_linear(em_tensor *const *in, void *vctx)
 {
     const lin_ctx *c = vctx;
@@ -113,15 +135,7 @@ static em_tensor *f_linear(em_tensor *const *in, void *vctx)
 
 static void test_linear(void)
 {
-    static const struct {
-        const char *what;
-        int nx;
-        int64_t x[3];
-        int64_t w[2];
-        int nbias;
-        int64_t bias;
-        bool transpose_w;
-    } cases[] = {
+    static const lin_case cases[] = {
         {"x[3,4] W[2,4] b[2]", 2, {3, 4}, {2, 4}, 1, 2, false},
         {"x[3,4] W[2,4] no bias", 2, {3, 4}, {2, 4}, 0, 0, false},
         {"x[2,3,4] W[2,4] b[2]", 3, {2, 3, 4}, {2, 4}, 1, 2, false},
@@ -132,10 +146,8 @@ static void test_linear(void)
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         em_scope_begin();
-        lin_ctx c = {cases[k].nbias > 0, cases[k].transpose_w};
-        em_tensor *in[3] = {gc_leaf(cases[k].nx, cases[k].x, -1, 1),
-                            gc_leaf(2, cases[k].w, -1, 1),
-                            c.bias ? gc_leaf(1, &cases[k].bias, -1, 1) : NULL};
+        em_tensor *in[3];
+        lin_ctx c = lin_leaves(&cases[k], in);
         char label[96];
         snprintf(label, sizeof label, "linear %s", cases[k].what);
         gradcheck(label, f_linear, &c, c.bias ? 3 : 2, in);
@@ -161,15 +173,7 @@ static em_tensor *f_linear_relu_tanh(em_tensor *const *in, void *vctx)
 
 static void test_linear_relu(void)
 {
-    static const struct {
-        const char *what;
-        int nx;
-        int64_t x[3];
-        int64_t w[2];
-        int nbias;
-        int64_t bias;
-        bool transpose_w;
-    } cases[] = {
+    static const lin_case cases[] = {
         {"x[5,4] W[6,4] b[6]", 2, {5, 4}, {6, 4}, 1, 6, false},
         {"x[5,4] W[6,4] no bias", 2, {5, 4}, {6, 4}, 0, 0, false},
         {"x[1,4] W[6,4] b[6]", 2, {1, 4}, {6, 4}, 1, 6, false},
@@ -179,10 +183,8 @@ static void test_linear_relu(void)
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         em_scope_begin();
-        lin_ctx c = {cases[k].nbias > 0, cases[k].transpose_w};
-        em_tensor *in[3] = {gc_leaf(cases[k].nx, cases[k].x, -1, 1),
-                            gc_leaf(2, cases[k].w, -1, 1),
-                            c.bias ? gc_leaf(1, &cases[k].bias, -1, 1) : NULL};
+        em_tensor *in[3];
+        lin_ctx c = lin_leaves(&cases[k], in);
         char label[96];
         snprintf(label, sizeof label, "linear_relu %s", cases[k].what);
         gradcheck(label, f_linear_relu, &c, c.bias ? 3 : 2, in);
